@@ -1,0 +1,313 @@
+#include "cli_options.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <vector>
+
+#include "host/host_tensor.h"
+
+namespace flash::cli {
+namespace {
+
+struct Preset {
+  const char* name;
+  const char* purpose;
+  int batch;
+  int seqlen;
+  int heads;
+  int heads_k;
+  int head_dim;
+  DataType dtype;
+  bool causal;
+};
+
+constexpr Preset kPresets[] = {
+    {kDefaultPreset, "the seed example", 1, 512, 16, 16, 128, DataType::FP16, false},
+    // One prefill sequence of the first user's language model (GQA 8:1).
+    {"qwen2.5-vl-3b-llm", "Qwen2.5-VL-3B language-model prefill", 1, 4096, 16, 2, 128, DataType::BF16, true},
+};
+
+const Preset* find_preset(const std::string& name) {
+  for (const Preset& preset : kPresets) {
+    if (name == preset.name) return &preset;
+  }
+  return nullptr;
+}
+
+void apply_preset(const Preset& preset, CliOptions* options) {
+  options->preset = preset.name;
+  options->batch = preset.batch;
+  options->seqlen_q = preset.seqlen;
+  options->seqlen_k = preset.seqlen;
+  options->heads = preset.heads;
+  options->heads_k = preset.heads_k;
+  options->head_dim = preset.head_dim;
+  options->dtype = preset.dtype;
+  options->causal = preset.causal;
+}
+
+struct ParseState {
+  CliOptions options;
+  const Preset* preset = nullptr;
+  bool heads_given = false;
+  bool heads_k_given = false;
+};
+
+// Applies one flag; returns an error message, or an empty string on success.
+using ApplyFn = std::string (*)(const std::string& flag, const std::string& value, ParseState* state);
+
+struct Flag {
+  const char* name;
+  const char* value_name;  // null for a switch that takes no value
+  const char* help;
+  ApplyFn apply;
+};
+
+std::string invalid(const std::string& flag, const std::string& value, const std::string& expected) {
+  return "invalid value '" + value + "' for " + flag + ": expected " + expected;
+}
+
+std::string set_int(const std::string& flag, const std::string& value, int min_value, int* field) {
+  int64_t parsed = 0;
+  if (!parse_int_in_range(value, min_value, INT_MAX, &parsed)) {
+    return invalid(flag, value, "an integer >= " + std::to_string(min_value));
+  }
+  *field = static_cast<int>(parsed);
+  return {};
+}
+
+constexpr int kMinExtent = 1;   // batch, sequence lengths, heads, head dim, timed launches
+constexpr int kMinWarmup = 0;
+
+const Flag kFlags[] = {
+    {"--preset", "NAME", "shape preset (default seed; see Presets); other flags override it",
+     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
+       const Preset* preset = find_preset(value);
+       if (!preset) {
+         std::string known;
+         for (const Preset& p : kPresets) known += std::string(known.empty() ? "" : ", ") + p.name;
+         return invalid(flag, value, "one of " + known);
+       }
+       state->preset = preset;
+       apply_preset(*preset, &state->options);
+       return {};
+     }},
+    {"--batch", "N", "batch size",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinExtent, &state->options.batch);
+     }},
+    {"--seqlen", "N", "query and key sequence length",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       std::string error = set_int(flag, value, kMinExtent, &state->options.seqlen_q);
+       state->options.seqlen_k = state->options.seqlen_q;
+       return error;
+     }},
+    {"--seqlen-q", "N", "query sequence length",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinExtent, &state->options.seqlen_q);
+     }},
+    {"--seqlen-k", "N", "key/value sequence length",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinExtent, &state->options.seqlen_k);
+     }},
+    {"--heads", "N", "query heads (with an MHA preset and no --heads-k, also the KV heads)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       state->heads_given = true;
+       return set_int(flag, value, kMinExtent, &state->options.heads);
+     }},
+    {"--heads-k", "N", "key/value heads (a divisor of --heads: MHA, GQA, MQA)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       state->heads_k_given = true;
+       return set_int(flag, value, kMinExtent, &state->options.heads_k);
+     }},
+    {"--head-dim", "N", "head dimension",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinExtent, &state->options.head_dim);
+     }},
+    {"--dtype", "TYPE", "input type: fp16, bf16 or fp8 (e4m3)",
+     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
+       if (!host::parse_dtype(value, &state->options.dtype)) return invalid(flag, value, "fp16, bf16 or fp8");
+       return {};
+     }},
+    {"--causal", nullptr, "causal mask (bottom-right aligned when seqlen_q != seqlen_k)",
+     [](const std::string&, const std::string&, ParseState* state) -> std::string {
+       state->options.causal = true;
+       return {};
+     }},
+    {"--no-causal", nullptr, "no mask",
+     [](const std::string&, const std::string&, ParseState* state) -> std::string {
+       state->options.causal = false;
+       return {};
+     }},
+    {"--scale", "X", "softmax scale (default 0: 1/sqrt(head_dim))",
+     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
+       const char* begin = value.c_str();
+       char* end = nullptr;
+       errno = 0;
+       const double parsed = std::strtod(begin, &end);
+       const auto narrowed = static_cast<float>(parsed);
+       if (value.empty() || std::isspace(static_cast<unsigned char>(value[0])) || *end != '\0' || errno != 0 ||
+           !std::isfinite(narrowed) || parsed < 0.0) {
+         return invalid(flag, value, "a finite number >= 0");
+       }
+       state->options.scale = narrowed;
+       return {};
+     }},
+    {"--lse", nullptr, "also return the log-sum-exp per row and check it",
+     [](const std::string&, const std::string&, ParseState* state) -> std::string {
+       state->options.lse = true;
+       return {};
+     }},
+    {"--check", nullptr, "compare against the CPU double reference (default)",
+     [](const std::string&, const std::string&, ParseState* state) -> std::string {
+       state->options.check = true;
+       return {};
+     }},
+    {"--no-check", nullptr, "skip the reference comparison",
+     [](const std::string&, const std::string&, ParseState* state) -> std::string {
+       state->options.check = false;
+       return {};
+     }},
+    {"--iters", "N", "timed launches (default 20)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinExtent, &state->options.iters);
+     }},
+    {"--warmup", "N", "untimed launches before timing (default 5)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kMinWarmup, &state->options.warmup);
+     }},
+    {"--json", "PATH", "write the results as one JSON object to PATH",
+     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
+       if (value.empty()) return invalid(flag, value, "a file path");
+       state->options.json_path = value;
+       return {};
+     }},
+    {"--seed", "N", "seed of the random inputs and sampled check rows (default 1)",
+     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
+       char* end = nullptr;
+       errno = 0;
+       const unsigned long long parsed = std::strtoull(value.c_str(), &end, 10);
+       // strtoull would accept "-1" (wrapping it) and leading spaces; a seed is plain digits.
+       if (value.empty() || !std::isdigit(static_cast<unsigned char>(value[0])) || *end != '\0' || errno != 0) {
+         return invalid(flag, value, "an unsigned 64-bit integer");
+       }
+       state->options.seed = parsed;
+       return {};
+     }},
+};
+
+const Flag* find_flag(const std::string& name) {
+  for (const Flag& flag : kFlags) {
+    if (name == flag.name) return &flag;
+  }
+  return nullptr;
+}
+
+bool is_help(const std::string& arg) { return arg == "--help" || arg == "-h"; }
+
+ParseResult error_result(std::string message) {
+  ParseResult result;
+  result.action = ParseResult::Action::kError;
+  result.error = std::move(message);
+  return result;
+}
+
+}  // namespace
+
+bool parse_int_in_range(const std::string& text, int64_t min_value, int64_t max_value, int64_t* value) {
+  // strtoll skips leading spaces and accepts '+'; an option value is plain digits with an optional '-'.
+  if (text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-')) return false;
+  char* end = nullptr;
+  errno = 0;
+  const long long parsed = std::strtoll(text.c_str(), &end, 10);
+  if (*end != '\0' || errno != 0 || parsed < min_value || parsed > max_value) return false;
+  *value = parsed;
+  return true;
+}
+
+ParseResult parse_cli(int argc, const char* const* argv) {
+  struct Token {
+    const Flag* flag;
+    std::string name;
+    std::string value;
+  };
+  std::vector<Token> tokens;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (is_help(arg)) {
+      ParseResult result;
+      result.action = ParseResult::Action::kHelp;
+      return result;
+    }
+    if (arg.rfind("--", 0) != 0) return error_result("unexpected argument '" + arg + "' (options start with --)");
+    const size_t equals = arg.find('=');
+    const std::string name = arg.substr(0, equals);
+    const Flag* flag = find_flag(name);
+    if (!flag) return error_result("unknown option '" + name + "' (see --help)");
+    std::string value;
+    if (!flag->value_name) {
+      if (equals != std::string::npos) return error_result(name + " takes no value (got '" + arg.substr(equals + 1) + "')");
+    } else if (equals != std::string::npos) {
+      value = arg.substr(equals + 1);
+    } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
+      value = argv[++i];
+    } else {
+      return error_result("missing value for " + name + " (expected " + flag->value_name + ")");
+    }
+    tokens.push_back({flag, name, value});
+  }
+
+  ParseState state;
+  state.preset = find_preset(kDefaultPreset);
+  apply_preset(*state.preset, &state.options);
+  // Presets first so that every explicit flag overrides them, wherever it stands.
+  for (const bool preset_pass : {true, false}) {
+    for (const Token& token : tokens) {
+      if ((std::string(token.flag->name) == "--preset") != preset_pass) continue;
+      std::string error = token.flag->apply(token.name, token.value, &state);
+      if (!error.empty()) return error_result(error);
+    }
+  }
+  if (state.heads_given && !state.heads_k_given && state.preset->heads == state.preset->heads_k) {
+    state.options.heads_k = state.options.heads;
+  }
+
+  ParseResult result;
+  result.action = ParseResult::Action::kRun;
+  result.options = state.options;
+  return result;
+}
+
+std::string usage_text(const std::string& program) {
+  constexpr int kFlagColumn = 22;
+  std::ostringstream out;
+  out << "Usage: " << program << " [options]\n\n"
+      << "Runs FlashAttention forward once on the current SM90 GPU with random inputs, checks that\n"
+      << "every output was written, compares it with a CPU double-precision reference and times it.\n\n"
+      << "Options:\n";
+  for (const Flag& flag : kFlags) {
+    std::string left = std::string("  ") + flag.name + (flag.value_name ? std::string(" ") + flag.value_name : "");
+    left.resize(std::max<size_t>(left.size() + 1, kFlagColumn), ' ');
+    out << left << flag.help << "\n";
+  }
+  std::string help_left = "  --help, -h";
+  help_left.resize(kFlagColumn, ' ');
+  out << help_left << "print this text\n\nPresets (shape, dtype and mask):\n";
+  for (const Preset& p : kPresets) {
+    std::string left = std::string("  ") + p.name;
+    left.resize(std::max<size_t>(left.size() + 1, kFlagColumn), ' ');
+    out << left << p.purpose << ": batch " << p.batch << ", seqlen " << p.seqlen << ", heads " << p.heads
+        << ", heads-k " << p.heads_k << ", head-dim " << p.head_dim << ", " << host::dtype_name(p.dtype) << ", "
+        << (p.causal ? "causal" : "non-causal") << "\n";
+  }
+  out << "\nExit status: 0 success; 1 no SM90 device, library error or failed check; "
+      << kExitUsageError << " bad command line.\n";
+  return out.str();
+}
+
+}  // namespace flash::cli

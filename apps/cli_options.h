@@ -1,0 +1,58 @@
+// Command-line options of flash_attention_exec. Parsing is a pure function (no CUDA, no I/O) so the
+// tests can check every flag, preset and error message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flash_api.h"
+
+namespace flash::cli {
+
+// Exit status for a command line that cannot be parsed (1 is kept for run-time failures).
+constexpr int kExitUsageError = 2;
+
+constexpr const char* kDefaultPreset = "seed";
+constexpr int kDefaultIters = 20;
+constexpr int kDefaultWarmup = 5;
+constexpr uint64_t kDefaultSeed = 1;
+
+// Shape, dtype and causal come from the preset unless a flag sets them.
+struct CliOptions {
+  std::string preset;
+  int batch = 0;
+  int seqlen_q = 0;
+  int seqlen_k = 0;
+  int heads = 0;
+  int heads_k = 0;
+  int head_dim = 0;
+  DataType dtype = DataType::FP16;
+  bool causal = false;
+  float scale = 0.0f;      // 0 means 1/sqrt(head_dim), as in the library
+  bool lse = false;        // also return the LSE and check it
+  bool check = true;       // compare against the CPU double reference
+  int iters = kDefaultIters;     // timed launches
+  int warmup = kDefaultWarmup;   // untimed launches before them
+  std::string json_path;         // empty: no JSON report
+  uint64_t seed = kDefaultSeed;  // of the random inputs and of the sampled check rows
+};
+
+struct ParseResult {
+  enum class Action { kRun, kHelp, kError };
+  Action action = Action::kError;
+  CliOptions options;      // filled when action is kRun
+  std::string error;       // one line naming the flag and the bad value when action is kError
+};
+
+// Parses argv[1..argc). The default preset ("seed") is applied first, then --preset (the last one
+// given) wherever it appears, then every other flag in order, so explicit flags override the preset.
+ParseResult parse_cli(int argc, const char* const* argv);
+
+// The --help text: every flag with its default, and the presets.
+std::string usage_text(const std::string& program);
+
+// Strict integer parsing shared with the benchmark's options: the whole string must be a base-10
+// integer in [min_value, max_value].
+bool parse_int_in_range(const std::string& text, int64_t min_value, int64_t max_value, int64_t* value);
+
+}  // namespace flash::cli

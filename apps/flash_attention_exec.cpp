@@ -1,0 +1,251 @@
+// flash_attention_exec: runs FlashAttention forward through the public API on random inputs,
+// checks that every output was written and matches the CPU double reference, and times it.
+// Exit status: 0 success; 1 no SM90 device, library error or failed check; 2 bad command line.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "cli_options.h"
+#include "flash_api.h"
+#include "forward_runner.h"
+#include "host/host_tensor.h"
+#include "json_report.h"
+#include "reference/attention_ref.h"
+#include "reference_check.h"
+
+namespace {
+
+using flash::apps::ReferenceCheck;
+using flash::apps::WriteCheck;
+using flash::cli::CliOptions;
+
+constexpr const char* kProgram = "flash_attention_exec";
+constexpr int kExitFailure = 1;
+// Problems up to this many b*h*sq*sk*d multiply-adds are checked row by row in full (a few
+// seconds of host threads); larger ones on a sample of rows.
+constexpr double kFullCheckMaxWork = 2147483648.0;   // 2^31
+constexpr int kSampledRandomRows = 256;
+constexpr int kFirstAndLastRows = 2;
+constexpr double kMsPerSecond = 1e3;
+constexpr double kFlopsPerTflop = 1e12;
+
+enum class CheckMode { kOff, kAllRows, kSampledRows };
+
+const char* check_mode_name(CheckMode mode) {
+  switch (mode) {
+    case CheckMode::kOff: return "off";
+    case CheckMode::kAllRows: return "all rows";
+    case CheckMode::kSampledRows: return "sampled rows";
+  }
+  return "unknown";
+}
+
+struct Report {
+  std::string gpu;
+  int status = flash::kSuccess;
+  std::string error;                // last_error_message after a library failure
+  bool ran = false;                 // the first run succeeded: written and check are meaningful
+  WriteCheck written;
+  CheckMode check_mode = CheckMode::kOff;
+  ReferenceCheck check;
+  int copies = 0;
+  double ms = 0.0;
+  double tflops = 0.0;
+  bool timed = false;
+
+  bool passed() const {
+    return status == flash::kSuccess && written.ok() && (check_mode == CheckMode::kOff || check.passed());
+  }
+};
+
+void fail_line(const std::string& reason) { std::cerr << kProgram << ": " << reason << "\n"; }
+
+void print_stats(const char* label, const flash::host::ErrorStats& stats) {
+  std::printf("  %-4s rel_l2 %.3e  max_abs %.3e  non-finite %lld of %lld\n", label, stats.rel_l2, stats.max_abs,
+              static_cast<long long>(stats.nonfinite), static_cast<long long>(stats.count));
+}
+
+void print_report(const CliOptions& o, const Report& r) {
+  std::printf("gpu      %s\n", r.gpu.c_str());
+  std::printf("shape    batch %d  seqlen_q %d  seqlen_k %d  heads %d  heads_k %d  head_dim %d\n", o.batch, o.seqlen_q,
+              o.seqlen_k, o.heads, o.heads_k, o.head_dim);
+  std::printf("options  dtype %s  causal %s  scale %s  lse %s  preset %s\n", flash::host::dtype_name(o.dtype),
+              o.causal ? "yes" : "no", o.scale == 0.0f ? "1/sqrt(head_dim)" : std::to_string(o.scale).c_str(),
+              o.lse ? "yes" : "no", o.preset.c_str());
+  if (!r.ran) return;
+  std::printf("written  %s (non-finite outputs %lld, NaN LSE %lld, guard bytes %s)\n",
+              r.written.ok() ? "ok" : "FAILED", static_cast<long long>(r.written.out_nonfinite),
+              static_cast<long long>(r.written.lse_nan), r.written.guards_intact ? "intact" : "CHANGED");
+  if (r.check_mode == CheckMode::kOff) {
+    std::printf("check    off\n");
+  } else {
+    std::printf("check    %s: %lld rows against the CPU double reference, tolerance rel_l2 %.1e: %s\n",
+                check_mode_name(r.check_mode), static_cast<long long>(r.check.rows), r.check.tolerance,
+                r.check.passed() ? "PASS" : "FAIL");
+    print_stats("out", r.check.out);
+    if (r.check.has_lse) print_stats("lse", r.check.lse);
+  }
+  if (r.timed) {
+    std::printf("time     median %.4f ms of %d launches (%d warm-up, %d input copies)\n", r.ms, o.iters, o.warmup,
+                r.copies);
+    std::printf("speed    %.1f TFLOP/s\n", r.tflops);
+  }
+}
+
+void add_stats(flash::apps::JsonObject* json, const std::string& prefix, const flash::host::ErrorStats& stats) {
+  json->number(prefix + "rel_l2", stats.rel_l2)
+      .number(prefix + "max_abs", stats.max_abs)
+      .integer(prefix + "nonfinite", stats.nonfinite);
+}
+
+std::string report_json(const CliOptions& o, const Report& r) {
+  flash::apps::JsonObject json;
+  json.string("program", kProgram)
+      .string("gpu", r.gpu)
+      .string("date", flash::apps::utc_timestamp())
+      .string("preset", o.preset)
+      .integer("batch", o.batch)
+      .integer("seqlen_q", o.seqlen_q)
+      .integer("seqlen_k", o.seqlen_k)
+      .integer("heads", o.heads)
+      .integer("heads_k", o.heads_k)
+      .integer("head_dim", o.head_dim)
+      .string("dtype", flash::host::dtype_name(o.dtype))
+      .boolean("causal", o.causal)
+      .number("softmax_scale", o.scale)
+      .boolean("lse", o.lse)
+      .integer("seed", static_cast<int64_t>(o.seed))
+      .integer("status_code", r.status)
+      .string("status", flash::status_string(r.status))
+      .string("error", r.error)
+      .string("check", check_mode_name(r.check_mode));
+  if (r.ran) {
+    json.integer("unwritten_out", r.written.out_nonfinite)
+        .integer("unwritten_lse", r.written.lse_nan)
+        .boolean("guards_intact", r.written.guards_intact);
+  }
+  if (r.ran && r.check_mode != CheckMode::kOff) {
+    json.integer("rows_checked", r.check.rows).number("tolerance", r.check.tolerance);
+    add_stats(&json, "", r.check.out);
+    if (r.check.has_lse) add_stats(&json, "lse_", r.check.lse);
+    json.boolean("check_passed", r.check.passed());
+  }
+  json.integer("iters", o.iters).integer("warmup", o.warmup).integer("input_copies", r.copies);
+  if (r.timed) {
+    json.number("ms", r.ms).number("tflops", r.tflops);
+  } else {
+    json.null("ms").null("tflops");
+  }
+  json.boolean("passed", r.passed());
+  return json.str();
+}
+
+// Everything after a successful device query; fills *report.
+void run(const CliOptions& o, const flash::apps::DeviceInfo& device, Report* report) {
+  flash::reference::Problem problem;
+  problem.batch = o.batch;
+  problem.seqlen_q = o.seqlen_q;
+  problem.seqlen_k = o.seqlen_k;
+  problem.num_heads = o.heads;
+  problem.num_heads_k = o.heads_k;
+  problem.head_dim = o.head_dim;
+  problem.is_causal = o.causal;
+  problem.softmax_scale = o.scale;   // 0 means 1/sqrt(head_dim) on both sides
+
+  const size_t q_elements = static_cast<size_t>(o.batch) * o.seqlen_q * o.heads * o.head_dim;
+  const size_t kv_elements = static_cast<size_t>(o.batch) * o.seqlen_k * o.heads_k * o.head_dim;
+  std::vector<uint16_t> q_bits, k_bits, v_bits;
+  std::vector<double> q, k, v;
+  // Distinct seeds per tensor; the decoded values are needed only by the reference check.
+  flash::host::fill_random(o.dtype, q_elements, o.seed, &q_bits, o.check ? &q : nullptr);
+  flash::host::fill_random(o.dtype, kv_elements, o.seed + 1, &k_bits, o.check ? &k : nullptr);
+  flash::host::fill_random(o.dtype, kv_elements, o.seed + 2, &v_bits, o.check ? &v : nullptr);
+
+  report->copies = flash::apps::rotation_copies(flash::apps::input_bytes(problem, o.dtype), device.l2_bytes,
+                                                o.warmup + o.iters);
+  flash::apps::ForwardRunner runner(problem, o.dtype, o.lse, q_bits.data(), k_bits.data(), v_bits.data(),
+                                    report->copies);
+  const cudaStream_t stream = nullptr;
+  report->status = runner.run_once(stream);
+  if (report->status != flash::kSuccess) {
+    report->error = flash::last_error_message();
+    return;
+  }
+  report->ran = true;
+  std::vector<uint16_t> out;
+  std::vector<float> lse;
+  report->written = runner.read_outputs(&out, &lse);
+
+  if (o.check) {
+    const flash::apps::HostInputs inputs{q.data(), k.data(), v.data()};
+    const flash::apps::DeviceOutputs outputs{out.data(), o.lse ? lse.data() : nullptr};
+    const double work = static_cast<double>(o.batch) * o.heads * o.seqlen_q * o.seqlen_k * o.head_dim;
+    if (work <= kFullCheckMaxWork) {
+      report->check_mode = CheckMode::kAllRows;
+      report->check = flash::apps::check_all_rows(problem, o.dtype, inputs, outputs);
+    } else {
+      report->check_mode = CheckMode::kSampledRows;
+      const auto rows = flash::apps::sample_rows(problem, kSampledRandomRows + kFirstAndLastRows, o.seed);
+      report->check = flash::apps::check_rows(problem, o.dtype, inputs, outputs, rows);
+    }
+  }
+
+  report->status = runner.time(o.warmup, o.iters, stream, &report->ms);
+  if (report->status != flash::kSuccess) {
+    report->error = flash::last_error_message();
+    return;
+  }
+  report->timed = true;
+  report->tflops = flash::host::attention_flops(o.batch, o.heads, o.seqlen_q, o.seqlen_k, o.head_dim, o.causal) /
+                   (report->ms / kMsPerSecond) / kFlopsPerTflop;
+  // The timed launches wrote the same outputs again: they must still stay inside them.
+  report->written.guards_intact = report->written.guards_intact && runner.guards_intact();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const flash::cli::ParseResult parsed = flash::cli::parse_cli(argc, argv);
+  if (parsed.action == flash::cli::ParseResult::Action::kHelp) {
+    std::cout << flash::cli::usage_text(kProgram);
+    return 0;
+  }
+  if (parsed.action == flash::cli::ParseResult::Action::kError) {
+    fail_line(parsed.error);
+    return flash::cli::kExitUsageError;
+  }
+  const CliOptions& options = parsed.options;
+
+  flash::apps::DeviceInfo device;
+  std::string reason;
+  if (!flash::apps::find_sm90_device(&device, &reason)) {
+    fail_line(reason);
+    return kExitFailure;
+  }
+
+  Report report;
+  report.gpu = device.name;
+  try {
+    run(options, device, &report);
+  } catch (const std::exception& e) {
+    fail_line(e.what());
+    return kExitFailure;
+  }
+  print_report(options, report);
+  if (report.status != flash::kSuccess) {
+    fail_line(std::string("flash_attention_forward failed: ") + flash::status_string(report.status) + " (status " +
+              std::to_string(report.status) + "): " + report.error);
+  }
+  if (!options.json_path.empty()) {
+    std::string error;
+    if (!flash::apps::write_text_file(options.json_path, report_json(options, report), &error)) {
+      fail_line(error);
+      return kExitFailure;
+    }
+  }
+  return report.passed() ? 0 : kExitFailure;
+}

@@ -1,0 +1,89 @@
+// Runs one attention problem through the public API for the CLI and the benchmark: inputs
+// replicated so that timed launches do not find them in L2, outputs poisoned and guarded, and
+// CUDA-event timing. Throws std::runtime_error on CUDA runtime failures; library failures come back
+// as the library's status code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "flash_api.h"
+#include "host/host_tensor.h"
+#include "reference/attention_ref.h"
+
+namespace flash::apps {
+
+struct DeviceInfo {
+  int id = 0;
+  std::string name;
+  int cc_major = 0;
+  int cc_minor = 0;
+  int sm_count = 0;
+  size_t l2_bytes = 0;
+};
+
+// Checks that a CUDA device is visible and that the current one is SM90, allocating nothing.
+// On failure returns false with a one-line reason.
+bool find_sm90_device(DeviceInfo* info, std::string* reason);
+
+// How many copies of inputs of `input_bytes` to rotate through so that a launch does not find its
+// inputs left in L2 by the previous ones: enough to span kL2SpanFactor times the L2, but no more
+// than there are launches to use them.
+constexpr size_t kL2SpanFactor = 4;
+int rotation_copies(size_t input_bytes, size_t l2_bytes, int launches);
+
+// Bytes of q, k and v together (one copy).
+size_t input_bytes(const reference::Problem& problem, DataType dtype);
+
+// What a run left in its outputs: unwritten (still NaN-poisoned) elements and guard bytes.
+struct WriteCheck {
+  int64_t out_nonfinite = 0;   // NaN or inf in out: never written, or overflowed
+  int64_t lse_nan = 0;         // NaN in the LSE: never written (-inf is a valid LSE)
+  bool guards_intact = true;   // no byte past any buffer (inputs included) changed
+  bool ok() const { return out_nonfinite == 0 && lse_nan == 0 && guards_intact; }
+};
+
+class ForwardRunner {
+ public:
+  // q, k, v: host elements of `dtype` ([batch, seqlen, heads, head_dim], contiguous), uploaded
+  // `copies` times. The library gets softmax_scale as float, so problem.softmax_scale should be a
+  // float value for the reference to see the same scale.
+  ForwardRunner(const reference::Problem& problem, DataType dtype, bool with_lse, const uint16_t* q,
+                const uint16_t* k, const uint16_t* v, int copies);
+
+  // Poisons the outputs (NaN) and runs once on the first copy; waits. Returns the library status.
+  int run_once(cudaStream_t stream);
+  // Reads the outputs back (out as output_dtype(dtype) elements; lse, which may be null, only when
+  // the LSE was requested) and reports unwritten elements and guard bytes.
+  WriteCheck read_outputs(std::vector<uint16_t>* out, std::vector<float>* lse) const;
+  // Launches warmup + iters times, rotating the input copies, and times the last iters one by one
+  // with CUDA events; *median_ms gets their median. Returns the first failing library status, or 0.
+  int time(int warmup, int iters, cudaStream_t stream, double* median_ms);
+
+  // True when no byte past any buffer (inputs included) has changed.
+  bool guards_intact() const;
+  int copies() const { return copies_; }
+
+ private:
+  FlashAttentionParams params_for_copy(int copy);
+
+  reference::Problem problem_;
+  DataType dtype_;
+  int copies_;
+  size_t q_bytes_;
+  size_t kv_bytes_;
+  size_t q_stride_;    // bytes between copies, rounded up so every copy stays aligned
+  size_t kv_stride_;
+  host::GuardedDeviceBuffer q_;
+  host::GuardedDeviceBuffer k_;
+  host::GuardedDeviceBuffer v_;
+  host::GuardedDeviceBuffer out_;
+  std::optional<host::GuardedDeviceBuffer> lse_;   // only when the LSE is requested
+};
+
+}  // namespace flash::apps

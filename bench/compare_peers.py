@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Puts flash_bench's numbers beside cuDNN and FlashAttention-2 on the same GPU, in the same run.
+
+    python3 bench/compare_peers.py --bench out/bench.json --out out/peers.json \
+        [--png out/peers.png] [--anchors ../shared/anchors/h100_attention_peers.json]
+
+Peers are timed through torch.nn.functional.scaled_dot_product_attention with
+torch.nn.attention.sdpa_kernel(CUDNN_ATTENTION / FLASH_ATTENTION) on the shapes of the bench JSON,
+with the same protocol as flash_bench: random inputs in [b, s, h, d] memory (the transpose to
+[b, h, s, d] is a view), inputs rotated so that L2 does not hold them, CUDA events, warm-up, median.
+Without PyTorch or a GPU the script still merges the anchors and draws the plot. PyTorch is used
+only here, never by the library, the CLI or the tests.
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+
+L2_SPAN_FACTOR = 4                  # as flash_bench: input copies span 4x the L2
+DEFAULT_L2_BYTES = 50 * 1024 ** 2   # H100's L2, when torch does not report it
+ERROR_MAX_SEQLEN = 2048             # fp32 math reference materialises b*h*s*s scores: keep it small
+TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+PEERS = ("cudnn", "flash2")
+
+
+def attention_flops(p):
+    """4*b*h*sq*sk*d, halved when causal with sq == sk; bottom-right visible pairs otherwise."""
+    per_score = 4.0 * p["batch"] * p["heads"] * p["head_dim"]
+    sq, sk = p["seqlen_q"], p["seqlen_k"]
+    if not p["causal"]:
+        return per_score * sq * sk
+    if sq == sk:
+        return per_score * sq * sk / 2
+    return per_score * sum(min(max(i + sk - sq + 1, 0), sk) for i in range(sq))
+
+
+def anchor_key(dtype, batch, heads, heads_k, seqlen, head_dim, causal):
+    return (dtype, batch, heads, heads_k, seqlen, head_dim, bool(causal))
+
+
+def load_anchors(path):
+    if not path:
+        return {}
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    return {anchor_key(r["dtype"], r["b"], r["hq"], r["hkv"], r["s"], r["d"], r["causal"]): r for r in rows}
+
+
+def point_anchor(anchors, p):
+    if p["seqlen_q"] != p["seqlen_k"]:
+        return None
+    return anchors.get(anchor_key(p["dtype"], p["batch"], p["heads"], p["heads_k"], p["seqlen_q"], p["head_dim"],
+                                  p["causal"]))
+
+
+class PeerTimer:
+    """Times SDPA backends with torch; constructed only when torch and a GPU are there."""
+
+    def __init__(self, torch, iters, warmup):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        self.torch = torch
+        self.F = torch.nn.functional
+        self.sdpa_kernel = sdpa_kernel
+        self.backends = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash2": SDPBackend.FLASH_ATTENTION,
+                         "math": SDPBackend.MATH}
+        self.iters = iters
+        self.warmup = warmup
+        props = torch.cuda.get_device_properties(0)
+        self.gpu = props.name
+        self.l2_bytes = getattr(props, "L2_cache_size", 0) or DEFAULT_L2_BYTES
+
+    def make_inputs(self, p, copies):
+        torch = self.torch
+        dtype = getattr(torch, TORCH_DTYPES[p["dtype"]])
+        b, sq, sk, d = p["batch"], p["seqlen_q"], p["seqlen_k"], p["head_dim"]
+        # [b, s, h, d] in memory like ours; SDPA wants [b, h, s, d], so transpose the view.
+        def tensor(s, h):
+            return torch.randn(b, s, h, d, device="cuda", dtype=dtype).transpose(1, 2)
+        return [(tensor(sq, p["heads"]), tensor(sk, p["heads_k"]), tensor(sk, p["heads_k"])) for _ in range(copies)]
+
+    def attention(self, backend, q, k, v, causal):
+        gqa = q.shape[1] != k.shape[1]
+        with self.sdpa_kernel(self.backends[backend]):
+            if not gqa:
+                return self.F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            try:
+                return self.F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+            except (TypeError, RuntimeError):
+                # Older torch, or a backend without native GQA: share the KV heads explicitly.
+                group = q.shape[1] // k.shape[1]
+                return self.F.scaled_dot_product_attention(
+                    q, k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), is_causal=causal)
+
+    def time(self, backend, inputs, causal):
+        torch = self.torch
+        for i in range(self.warmup):
+            self.attention(backend, *inputs[i % len(inputs)], causal)
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(self.iters)]
+        stops = [torch.cuda.Event(enable_timing=True) for _ in range(self.iters)]
+        for i in range(self.iters):
+            q, k, v = inputs[(self.warmup + i) % len(inputs)]
+            starts[i].record()
+            self.attention(backend, q, k, v, causal)
+            stops[i].record()
+        torch.cuda.synchronize()
+        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, stops))
+
+    def rel_error(self, backend, inputs, causal):
+        q, k, v = inputs[0]
+        out = self.attention(backend, q, k, v, causal).float()
+        ref = self.attention("math", q.float(), k.float(), v.float(), causal)
+        return ((out - ref).norm() / ref.norm()).item()
+
+    def measure(self, p, with_error):
+        torch = self.torch
+        element = torch.tensor([], dtype=getattr(torch, TORCH_DTYPES[p["dtype"]])).element_size()
+        input_bytes = element * p["batch"] * p["head_dim"] * (
+            p["seqlen_q"] * p["heads"] + 2 * p["seqlen_k"] * p["heads_k"])
+        copies = max(1, min(math.ceil(L2_SPAN_FACTOR * self.l2_bytes / input_bytes), self.warmup + self.iters))
+        inputs = self.make_inputs(p, copies)
+        flops = attention_flops(p)
+        result = {}
+        for backend in PEERS:
+            try:
+                ms = self.time(backend, inputs, p["causal"])
+                result[f"{backend}_ms"] = ms
+                result[f"{backend}_tflops"] = flops / (ms * 1e-3) / 1e12
+                if with_error:
+                    result[f"{backend}_rel_l2"] = self.rel_error(backend, inputs, p["causal"])
+            except RuntimeError as e:
+                result[f"{backend}_error"] = str(e).splitlines()[0] if str(e) else type(e).__name__
+        del inputs
+        torch.cuda.empty_cache()
+        return result
+
+
+def make_timer(iters, warmup):
+    try:
+        import torch
+    except ImportError:
+        print("compare_peers: torch is not importable: peers are not timed", file=sys.stderr)
+        return None, {}
+    info = {"torch": torch.__version__}
+    if not torch.cuda.is_available():
+        print("compare_peers: torch sees no CUDA device: peers are not timed", file=sys.stderr)
+        return None, info
+    info["cudnn"] = torch.backends.cudnn.version()
+    timer = PeerTimer(torch, iters, warmup)
+    info["peer_gpu"] = timer.gpu
+    return timer, info
+
+
+def ratio(ours, theirs):
+    return ours / theirs if ours and theirs else None
+
+
+def fmt(value, spec):
+    """`value` formatted by `spec` (e.g. "7.1f"), or a dash of the same width when it is missing."""
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return "-".rjust(int(spec.split(".")[0]))
+
+
+def print_table(points):
+    header = (f"{'grid':9} {'dtype':5} {'b':>3} {'h':>3} {'hk':>3} {'seqlen':>6} {'d':>4} {'causal':6} "
+              f"{'ours':>7} {'cudnn':>7} {'flash2':>7} {'fa3*':>7} {'/cudnn':>7} {'/best':>7} {'err':>9} {'cudnn_err':>9}")
+    print(header)
+    print("TFLOP/s; fa3* from the anchors file (another run on the same GPU model); /best = ours over the best peer")
+    for p in points:
+        print(f"{p['grid']:9} {p['dtype']:5} {p['batch']:>3} {p['heads']:>3} {p['heads_k']:>3} {p['seqlen_q']:>6} "
+              f"{p['head_dim']:>4} {'yes' if p['causal'] else 'no':6} {fmt(p.get('tflops'), '7.1f')} "
+              f"{fmt(p.get('cudnn_tflops'), '7.1f')} {fmt(p.get('flash2_tflops'), '7.1f')} "
+              f"{fmt(p.get('fa3_tflops'), '7.1f')} {fmt(p.get('ratio_cudnn'), '7.3f')} "
+              f"{fmt(p.get('ratio_best'), '7.3f')} {fmt(p.get('rel_l2'), '9.2e')} {fmt(p.get('cudnn_rel_l2'), '9.2e')}")
+
+
+def plot(points, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("compare_peers: matplotlib is not importable: no plot", file=sys.stderr)
+        return False
+    panels = {}
+    for p in points:
+        panels.setdefault((p["grid"], p["dtype"], p["head_dim"], p["causal"]), []).append(p)
+    cols = 4
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    series = [("tflops", "ours"), ("cudnn_tflops", "cuDNN"), ("flash2_tflops", "FA2"), ("fa3_tflops", "FA3 (anchor)")]
+    for ax, ((grid, dtype, head_dim, causal), pts) in zip(axes.flat, sorted(panels.items(), key=str)):
+        pts = sorted(pts, key=lambda p: p["seqlen_q"])
+        for key, label in series:
+            xy = [(p["seqlen_q"], p[key]) for p in pts if p.get(key)]
+            if xy:
+                ax.plot(*zip(*xy), marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{grid} {dtype} d{head_dim} {'causal' if causal else 'non-causal'}", fontsize=9)
+        ax.set_xlabel("seqlen")
+        ax.set_ylabel("TFLOP/s")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bench", required=True, help="flash_bench --json output")
+    parser.add_argument("--out", required=True, help="merged JSON to write")
+    parser.add_argument("--png", help="plot to write (default: --out with .png)")
+    parser.add_argument("--anchors", help="shared/anchors/h100_attention_peers.json, for the FA3 line")
+    parser.add_argument("--iters", type=int, help="timed runs per peer (default: the bench's)")
+    parser.add_argument("--warmup", type=int, help="untimed runs first (default: the bench's)")
+    parser.add_argument("--error-max-seqlen", type=int, default=ERROR_MAX_SEQLEN,
+                        help="measure peers' rel. L2 error vs fp32 SDPA math up to this seqlen (0: never)")
+    args = parser.parse_args()
+
+    with open(args.bench) as f:
+        bench = json.load(f)
+    anchors = load_anchors(args.anchors)
+    timer, info = make_timer(args.iters or bench.get("iters", 50), args.warmup or bench.get("warmup", 10))
+
+    points = []
+    for ours in bench["points"]:
+        p = dict(ours)
+        anchor = point_anchor(anchors, p)
+        if anchor:
+            p["fa3_tflops"] = anchor.get("fa3")
+            p["fa3_rel_l2"] = anchor.get("fa3_rel_l2_err_vs_fp32")
+        if timer and p["dtype"] in TORCH_DTYPES:
+            with_error = p["seqlen_q"] <= args.error_max_seqlen and p["seqlen_k"] <= args.error_max_seqlen
+            p.update(timer.measure(p, with_error))
+        for peer in PEERS + ("fa3",):
+            p[f"ratio_{peer}"] = ratio(p.get("tflops"), p.get(f"{peer}_tflops"))
+        best = max((p.get(f"{peer}_tflops") or 0 for peer in PEERS + ("fa3",)), default=0)
+        p["ratio_best"] = ratio(p.get("tflops"), best)
+        points.append(p)
+
+    merged = {key: value for key, value in bench.items() if key != "points"}
+    merged.update(info)
+    merged["anchors"] = args.anchors
+    merged["points"] = points
+    with open(args.out, "w") as f:
+        json.dump(merged, f, indent=1)
+    print_table(points)
+    png = args.png or (args.out.rsplit(".", 1)[0] + ".png")
+    if plot(points, png):
+        print(f"compare_peers: wrote {args.out} and {png}")
+    else:
+        print(f"compare_peers: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

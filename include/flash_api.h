@@ -1,0 +1,95 @@
+// FlashAttention forward for NVIDIA Hopper (SM90): the one public header.
+//
+// Usage:
+//   flash::FlashAttentionParams params;
+//   params.q = d_q; params.k = d_k; params.v = d_v; params.out = d_out;
+//   params.batch_size = 1; params.seqlen_q = 512; params.seqlen_k = 512;
+//   params.num_heads = 16; params.num_heads_k = 16; params.head_dim = 128;
+//   params.dtype = flash::DataType::FP16; params.is_causal = false;
+//   int status = flash::flash_attention_forward(params, stream);   // 0 on success
+//
+// Tensors live in device memory, layout [batch, seqlen, heads, head_dim] with head_dim contiguous.
+// Every check runs before any launch: a rejected call launches nothing and writes nothing.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace flash {
+
+enum class DataType : int {
+  FP16 = 0,
+  BF16 = 1,
+  FP8_E4M3 = 2,
+};
+
+// Status codes returned by flash_attention_forward. 0 is success; each failure has its own code,
+// a fixed text (status_string) and a detailed message for the calling thread (last_error_message).
+enum Status : int {
+  kSuccess = 0,
+  kErrorNullPointer = 1,          // q, k, v or out is null
+  kErrorInvalidSize = 2,          // batch, seqlen, heads or head_dim is not positive
+  kErrorHeadRatio = 3,            // num_heads is not a multiple of num_heads_k
+  kErrorUnsupportedDtype = 4,     // dtype has no kernel
+  kErrorUnsupportedHeadDim = 5,   // head_dim has no kernel for this dtype
+  kErrorMisalignedPointer = 6,    // a tensor pointer is not 16-byte aligned
+  kErrorMisalignedStride = 7,     // a stride is negative or not a multiple of 16 bytes
+  kErrorSizeOverflow = 8,         // an extent or byte offset exceeds what the kernel can address
+  kErrorInvalidScale = 9,         // softmax_scale is negative, NaN or infinite
+  kErrorAliasing = 10,            // out or softmax_lse overlaps an input or each other
+  kErrorNoDevice = 11,            // no CUDA device is visible to this thread
+  kErrorUnsupportedDevice = 12,   // the current device is not SM90 (Hopper)
+  kErrorCudaFailure = 13,         // a CUDA runtime call or the launch failed
+};
+
+struct FlashAttentionParams {
+  // Device pointers. q: [batch, seqlen_q, num_heads, head_dim]; k, v: [batch, seqlen_k,
+  // num_heads_k, head_dim]; out: [batch, seqlen_q, num_heads, head_dim], same dtype as q
+  // (FP16 or BF16).
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;
+  // Optional, fp32 [batch, num_heads, seqlen_q], contiguous: natural-log sum of exp of the scaled
+  // scores per query row; -inf for a row that sees no key.
+  float* softmax_lse = nullptr;
+
+  int batch_size = 0;
+  int seqlen_q = 0;
+  int seqlen_k = 0;
+  int num_heads = 0;     // query heads
+  int num_heads_k = 0;   // key/value heads; num_heads % num_heads_k == 0 (MHA, GQA, MQA)
+  int head_dim = 0;
+
+  DataType dtype = DataType::FP16;
+  // Causal mask. With seqlen_q != seqlen_k it is aligned bottom-right: query i sees key j when
+  // j <= i + seqlen_k - seqlen_q. A query row that sees no key gets output 0 and LSE -inf.
+  bool is_causal = false;
+  // Multiplies q.k before the softmax; 0 means 1 / sqrt(head_dim).
+  float softmax_scale = 0.0f;
+
+  // Strides in elements (not bytes) of the batch, row (sequence) and head dimensions; head_dim is
+  // always contiguous. 0 means the contiguous [batch, seqlen, heads, head_dim] value, so packed
+  // QKV and other views can be passed without copies.
+  int64_t q_batch_stride = 0, q_row_stride = 0, q_head_stride = 0;
+  int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
+  int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
+  int64_t out_batch_stride = 0, out_row_stride = 0, out_head_stride = 0;
+};
+
+// Runs attention forward on `stream` (asynchronous). Returns kSuccess or a Status code.
+int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t stream = nullptr);
+
+// The fixed text of a status code ("unknown status" for codes outside the enum).
+const char* status_string(int status);
+
+// The detailed message of the calling thread's last failed call: what was wrong, the offending
+// value, and what is supported. Empty after a successful call.
+const char* last_error_message();
+
+// Head dims that have a kernel for `dtype`, ascending; returns how many were written (at most
+// `capacity`) and writes nothing when `dims` is null.
+int supported_head_dims(DataType dtype, int* dims, int capacity);
+
+}  // namespace flash

@@ -1,0 +1,28 @@
+// Argument and device checks of the public API. Everything here runs before any launch.
+#pragma once
+
+#include <string>
+
+#include "api/fwd_args.h"
+
+namespace flash::detail {
+
+// Checks every field that can be checked without CUDA, in a fixed order (pointers, sizes, head
+// ratio, dtype, head dim, scale, strides, alignment, address range, aliasing). On success fills
+// *args with resolved values (default strides, softmax scale and its log2 form) and returns
+// kSuccess; otherwise records a detailed message (fail) and returns the status.
+Status check_arguments(const FlashAttentionParams& params, FwdArgs* args);
+
+// Checks that a CUDA device is current and is SM90 (compute capability 9.0); fills args->device.
+Status check_device(FwdArgs* args);
+
+// Records `message` as the calling thread's last error and returns `status`.
+Status fail(Status status, const std::string& message);
+
+// Clears the calling thread's last error (after a successful call).
+void clear_last_error();
+
+// The kernel-table row for (dtype, head_dim), or null.
+const KernelEntry* find_kernel(DataType dtype, int head_dim);
+
+}  // namespace flash::detail

@@ -1,0 +1,92 @@
+// Epilogue of the SM90 forward kernel: O is normalised by the row sums, converted to the output
+// type, staged in shared memory with stmatrix and written by one TMA store (which clips the rows
+// past seqlen_q); the LSE goes straight from registers to global memory.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+
+#include "api/fwd_args.h"
+#include "sm90/tile_scheduler.cuh"
+#include "sm90/traits.cuh"
+#include "sm90/utils.cuh"
+
+namespace flash::sm90 {
+
+template <class Traits>
+struct EpilogueFwdSm90 {
+  using Element = typename Traits::Element;
+  using TileShapePV = typename Traits::TileShapePV;
+  using SmemLayoutO = typename Traits::SmemLayoutO;
+  using TiledMmaPV = typename Traits::TiledMmaPV;
+  using SharedStorage = typename Traits::SharedStorage;
+
+  using ShapeO = Shape<int32_t, int32_t, int32_t, int32_t>;     // (seqlen_q, d, head, batch)
+  using StrideO = Stride<int64_t, _1, int64_t, int64_t>;
+  using GmemTensorO = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), ShapeO{}, StrideO{}));
+  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemTensorO{}, SmemLayoutO{}, select<0, 1>(TileShapePV{}), _1{}));
+
+  struct Params {
+    ShapeO shape_o;
+    TmaO tma_o;
+    float* lse;       // [batch, num_heads, seqlen_q] or null
+    int seqlen_q;
+    int num_heads;
+  };
+
+  static Params to_underlying_arguments(detail::FwdArgs const& args) {
+    GmemTensorO o = make_tensor(make_gmem_ptr(static_cast<Element*>(args.out)),
+                                ShapeO(args.seqlen_q, args.head_dim, args.num_heads, args.batch),
+                                StrideO(args.out_strides.row, _1{}, args.out_strides.head, args.out_strides.batch));
+    return {o.shape(), make_tma_copy(SM90_TMA_STORE{}, o, SmemLayoutO{}, select<0, 1>(TileShapePV{}), _1{}),
+            args.lse, args.seqlen_q, args.num_heads};
+  }
+
+  CUTE_DEVICE static void prefetch_tma_descriptors(Params const& p) {
+    cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
+  }
+
+  // tOrO: unnormalised O; o_scale: per-row 1 / sum; lse per row. All consumer threads call this.
+  template <class FragO, int kRows>
+  CUTE_DEVICE static void store(Params const& p, FragO& tOrO, float const (&o_scale)[kRows], float const (&lse)[kRows],
+                                SharedStorage& storage, int thread_idx, TileCoord tile) {
+    Tensor o_rowcol = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
+    CUTE_UNROLL
+    for (int r = 0; r < kRows; ++r) {
+      CUTE_UNROLL
+      for (int c = 0; c < size<1>(o_rowcol); ++c) o_rowcol(r, c) *= o_scale[r];
+    }
+    Tensor tOrO_out = make_tensor<Element>(tOrO.layout());
+    convert_fragment(tOrO, tOrO_out);
+
+    // Each consumer warpgroup writes only the rows of Q it read itself, after its last GEMM.
+    Tensor sO = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutO{});   // (M, d)
+    auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, TiledMmaPV{});
+    auto thr_copy = smem_copy.get_thread_slice(thread_idx);
+    copy(smem_copy, thr_copy.retile_S(tOrO_out), thr_copy.partition_D(sO));
+    cutlass::arch::fence_view_async_shared();   // make the generic-proxy writes visible to TMA
+    cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
+
+    if (p.lse != nullptr && thread_idx % 4 == 0) {   // a quad shares its rows; its first thread writes
+      Tensor tOcO = TiledMmaPV{}.get_thread_slice(thread_idx).partition_C(make_identity_tensor(select<0, 1>(TileShapePV{})));
+      Tensor rows = make_tensor(tOcO.data(), rowcol_layout(tOcO.layout()));
+      float* lse_head = p.lse + (int64_t(tile.batch) * p.num_heads + tile.head) * p.seqlen_q;
+      CUTE_UNROLL
+      for (int r = 0; r < kRows; ++r) {
+        int const row = tile.m_block * Traits::kBlockM + get<0>(rows(r, 0));
+        if (row < p.seqlen_q) lse_head[row] = lse[r];
+      }
+    }
+
+    if (thread_idx == 0) {
+      Tensor mO = p.tma_o.get_tma_tensor(p.shape_o)(_, _, tile.head, tile.batch);                 // (seqlen_q, d)
+      Tensor gO = local_tile(mO, select<0, 1>(TileShapePV{}), make_coord(tile.m_block, _0{}));   // (M, d)
+      auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
+      copy(p.tma_o, tOsO, tOgO);
+      tma_store_arrive();
+      tma_store_wait<0>();
+    }
+  }
+};
+
+}  // namespace flash::sm90

@@ -1,0 +1,101 @@
+// The SM90 forward kernel: a producer warpgroup that loads and consumer warpgroups that compute
+// and store. Everything else lives in the mainloop, epilogue and scheduler it is built from.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/pipeline/pipeline.hpp>
+
+#include "sm90/epilogue_fwd.cuh"
+#include "sm90/mainloop_fwd.cuh"
+#include "sm90/softmax.cuh"
+#include "sm90/tile_scheduler.cuh"
+#include "sm90/traits.cuh"
+
+namespace flash::sm90 {
+
+template <class Traits_, class Mainloop_, class Epilogue_, class Scheduler_>
+struct FwdKernelSm90 {
+  using Traits = Traits_;
+  using Mainloop = Mainloop_;
+  using Epilogue = Epilogue_;
+  using Scheduler = Scheduler_;
+  using Pipeline = typename Traits::Pipeline;
+  using PipelineState = typename Traits::PipelineState;
+  using SharedStorage = typename Traits::SharedStorage;
+  static constexpr int kNumThreads = Traits::kNumThreads;
+  static constexpr int kSharedStorageBytes = Traits::kSharedStorageBytes;
+
+  struct Params {
+    typename Mainloop::Params mainloop;
+    typename Epilogue::Params epilogue;
+    typename Scheduler::Params scheduler;
+  };
+
+  static Params to_underlying_arguments(detail::FwdArgs const& args) {
+    int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
+    return {Mainloop::to_underlying_arguments(args), Epilogue::to_underlying_arguments(args),
+            {num_m_blocks, args.num_heads, args.batch}};
+  }
+
+  CUTE_DEVICE void operator()(Params const& params, char* smem) {
+    SharedStorage& storage = *reinterpret_cast<SharedStorage*>(smem);
+    int const warp_group = cutlass::canonical_warp_group_idx();
+    int const warp = cutlass::canonical_warp_idx_sync();
+    bool const lane_predicate = cute::elect_one_sync();
+
+    if (warp == 0 && lane_predicate) {
+      Mainloop::prefetch_tma_descriptors(params.mainloop);
+      Epilogue::prefetch_tma_descriptors(params.epilogue);
+      storage.barrier_q.init(1);
+    }
+    typename Pipeline::Params pipeline_params;
+    pipeline_params.transaction_bytes = Traits::kTmaBytesKV;
+    pipeline_params.role = warp_group == int(WarpGroupRole::kProducer) ? Pipeline::ThreadCategory::Producer
+                                                                        : Pipeline::ThreadCategory::Consumer;
+    pipeline_params.is_leader = threadIdx.x % Traits::kThreadsPerWarpGroup == 0;
+    pipeline_params.num_consumers = Traits::kNumMmaThreads;
+    Pipeline pipeline_k(storage.pipeline_k, pipeline_params, Shape<_1, _1, _1>{});
+    Pipeline pipeline_v(storage.pipeline_v, pipeline_params, Shape<_1, _1, _1>{});
+    cutlass::arch::fence_barrier_init();
+    __syncthreads();
+
+    TileCoord const tile = Scheduler::tile(params.scheduler);
+    int const n_end = params.mainloop.mask.n_block_end(tile.m_block);
+
+    if (warp_group == int(WarpGroupRole::kProducer)) {
+      cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegisters>();
+      if (warp == 0 && lane_predicate && n_end > 0) {
+        PipelineState state = cutlass::make_producer_start_state<Pipeline>();
+        Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, n_end);
+        pipeline_k.producer_tail(state);
+        pipeline_v.producer_tail(state);
+      }
+    } else {
+      cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegisters>();
+      int const thread_idx = threadIdx.x - Traits::kThreadsPerWarpGroup;
+      typename Traits::TiledMmaPV mma_pv;
+      Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
+      constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
+      OnlineSoftmax<kRows> softmax;
+      if (n_end > 0) {
+        PipelineState state;
+        Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, n_end);
+      } else {
+        clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
+      }
+      float o_scale[kRows];
+      float lse[kRows];
+      softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
+      Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile);
+    }
+  }
+};
+
+template <class Kernel>
+__global__ void __launch_bounds__(Kernel::kNumThreads, 1) fwd_kernel_sm90(CUTE_GRID_CONSTANT typename Kernel::Params const params) {
+  extern __shared__ __align__(1024) char smem[];
+  Kernel{}(params, smem);
+}
+
+}  // namespace flash::sm90

@@ -1,0 +1,46 @@
+// Host side of one SM90 forward instance: builds the kernel's parameters (TMA descriptors
+// included) from resolved arguments and launches it. Included only by the generated instances.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include <cuda_runtime.h>
+
+#include "api/fwd_args.h"
+#include "api/validate.h"
+#include "sm90/kernel_fwd.cuh"
+
+namespace flash::detail::sm90 {
+
+using namespace flash::sm90;
+
+template <class Element, int kHeadDim>
+Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
+  using Traits = FwdTraits<Element, kHeadDim>;
+  using Kernel = FwdKernelSm90<Traits, MainloopFwdSm90<Traits>, EpilogueFwdSm90<Traits>, SingleTileScheduler>;
+  auto kernel = &fwd_kernel_sm90<Kernel>;
+
+  int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
+  int64_t const num_tiles = int64_t(num_m_blocks) * args.num_heads * args.batch;
+  if (num_tiles > INT32_MAX) {
+    return fail(kErrorSizeOverflow, "batch_size * num_heads * ceil(seqlen_q / " + std::to_string(Traits::kBlockM) +
+                                        ") = " + std::to_string(num_tiles) + " tiles exceeds the grid limit of " +
+                                        std::to_string(INT32_MAX));
+  }
+
+  typename Kernel::Params params = Kernel::to_underlying_arguments(args);
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Kernel::kSharedStorageBytes);
+  if (err != cudaSuccess) {
+    return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
+                                       std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
+  }
+  kernel<<<dim3(uint32_t(num_tiles)), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    return fail(kErrorCudaFailure, std::string("kernel launch failed: ") + cudaGetErrorString(err));
+  }
+  return kSuccess;
+}
+
+}  // namespace flash::detail::sm90

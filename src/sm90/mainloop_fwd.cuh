@@ -1,0 +1,212 @@
+// Mainloop of the SM90 forward kernel: the producer's TMA loads and the consumers' wgmma GEMMs
+// with the online softmax between them.
+//
+// Producer (one elected thread): Q once, then K and V of each key block, last block first,
+// through two rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty:
+// consumers are done).
+// Consumers (two warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
+// mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
+// with the current P V and waited for first, so the softmax of one block runs while the tensor
+// cores work on the next. Scheduler barriers make the two warpgroups issue their GEMMs in turn, so
+// one warpgroup's softmax overlaps the other's GEMMs.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/pipeline/pipeline.hpp>
+
+#include "api/fwd_args.h"
+#include "sm90/mask.cuh"
+#include "sm90/softmax.cuh"
+#include "sm90/tile_scheduler.cuh"
+#include "sm90/traits.cuh"
+#include "sm90/utils.cuh"
+
+namespace flash::sm90 {
+
+template <class Traits>
+struct MainloopFwdSm90 {
+  using Element = typename Traits::Element;
+  using TileShapeQK = typename Traits::TileShapeQK;
+  using SmemLayoutQ = typename Traits::SmemLayoutQ;
+  using SmemLayoutKV = typename Traits::SmemLayoutKV;
+  using SmemLayoutVt = typename Traits::SmemLayoutVt;
+  using TiledMmaQK = typename Traits::TiledMmaQK;
+  using TiledMmaPV = typename Traits::TiledMmaPV;
+  using Pipeline = typename Traits::Pipeline;
+  using PipelineState = typename Traits::PipelineState;
+  using SharedStorage = typename Traits::SharedStorage;
+  using Mask = FwdMask<Traits::kBlockM, Traits::kBlockN>;
+  static constexpr int kNumMmaThreads = Traits::kNumMmaThreads;
+
+  // Global tensors as (seqlen, head_dim, head, batch) with head_dim contiguous.
+  using ShapeQKV = Shape<int32_t, int32_t, int32_t, int32_t>;
+  using StrideQKV = Stride<int64_t, _1, int64_t, int64_t>;
+  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}));
+  using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}));
+  using TmaKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}));
+
+  struct Params {
+    ShapeQKV shape_q;
+    ShapeQKV shape_k;
+    TmaQ tma_q;
+    TmaKV tma_k;
+    TmaKV tma_v;
+    Mask mask;
+    float scale_log2;
+    int head_ratio;   // num_heads / num_heads_k: query heads per KV head
+  };
+
+  static Params to_underlying_arguments(detail::FwdArgs const& args) {
+    auto gmem = [&](void const* ptr, int seqlen, int heads, detail::TensorStrides s) {
+      return make_tensor(make_gmem_ptr(static_cast<Element const*>(ptr)),
+                         ShapeQKV(seqlen, args.head_dim, heads, args.batch),
+                         StrideQKV(s.row, _1{}, s.head, s.batch));
+    };
+    GmemTensor q = gmem(args.q, args.seqlen_q, args.num_heads, args.q_strides);
+    GmemTensor k = gmem(args.k, args.seqlen_k, args.num_heads_k, args.k_strides);
+    GmemTensor v = gmem(args.v, args.seqlen_k, args.num_heads_k, args.v_strides);
+    return {q.shape(),
+            k.shape(),
+            make_tma_copy(SM90_TMA_LOAD{}, q, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}),
+            make_tma_copy(SM90_TMA_LOAD{}, k, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
+            make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
+            Mask{args.seqlen_q, args.seqlen_k, args.is_causal},
+            args.softmax_scale_log2,
+            args.num_heads / args.num_heads_k};
+  }
+
+  CUTE_DEVICE static void prefetch_tma_descriptors(Params const& p) {
+    cute::prefetch_tma_descriptor(p.tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
+  }
+
+  // Producer, one thread: Q, then K and V of blocks n_end-1 down to 0.
+  CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
+                               SharedStorage& storage, TileCoord tile, int n_end) {
+    Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
+    Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
+    Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
+    int const head_k = tile.head / p.head_ratio;
+    Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q)(_, _, tile.head, tile.batch);  // (seqlen_q, d)
+    Tensor mK = p.tma_k.get_tma_tensor(p.shape_k)(_, _, head_k, tile.batch);     // (seqlen_k, d)
+    Tensor mV = p.tma_v.get_tma_tensor(p.shape_k)(_, _, head_k, tile.batch);     // (seqlen_k, d)
+    Tensor gQ = local_tile(mQ, select<0, 2>(TileShapeQK{}), make_coord(tile.m_block, _0{}));  // (M, d)
+    Tensor gK = local_tile(mK, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
+    Tensor gV = local_tile(mV, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
+
+    auto [tQgQ, tQsQ] = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+    auto [tKgK, tKsK] = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+    auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+
+    storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
+    copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
+    for (int n_block = n_end - 1; n_block >= 0; --n_block) {
+      pipeline_k.producer_acquire(state);
+      copy(p.tma_k.with(*pipeline_k.producer_get_barrier(state), 0), tKgK(_, n_block), tKsK(_, state.index()));
+      pipeline_v.producer_acquire(state);
+      copy(p.tma_v.with(*pipeline_v.producer_get_barrier(state), 0), tVgV(_, n_block), tVsV(_, state.index()));
+      ++state;
+    }
+  }
+
+  // Consumer warpgroup `w` waits for its turn to issue GEMMs, then hands the turn to the other.
+  CUTE_DEVICE static void scheduler_wait(int w) {
+    cutlass::arch::NamedBarrier::sync(kNumMmaThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + w);
+  }
+  CUTE_DEVICE static void scheduler_pass(int w) {
+    int const next = (w + 1) % Traits::kNumMmaWarpGroups;
+    cutlass::arch::NamedBarrier::arrive(kNumMmaThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
+  }
+
+  // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
+  // Requires n_end > 0.
+  template <class FragO, class Softmax>
+  CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
+                              FragO& tOrO, Softmax& softmax, int thread_idx, SharedStorage& storage, TileCoord tile,
+                              int n_end) {
+    Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});
+    Tensor sVt = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutVt{});   // (d, N, stage)
+
+    TiledMmaQK mma_qk;
+    TiledMmaPV mma_pv;
+    auto thr_qk = mma_qk.get_thread_slice(thread_idx);
+    auto thr_pv = mma_pv.get_thread_slice(thread_idx);
+    Tensor tSrQ = thr_qk.partition_fragment_A(sQ);    // descriptors
+    Tensor tSrK = thr_qk.partition_fragment_B(sK);    // (MMA, MMA_N, MMA_K, stage)
+    Tensor tOrV = thr_pv.partition_fragment_B(sVt);   // (MMA, MMA_N, MMA_K, stage)
+    Tensor tSrS = partition_fragment_C(mma_qk, select<0, 1>(TileShapeQK{}));            // (MMA, MMA_M, MMA_N)
+    Tensor tScS = thr_qk.partition_C(make_identity_tensor(select<0, 1>(TileShapeQK{})));  // (row, col) of each score
+    Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
+    Tensor tOrP = make_tensor<Element>(acc_as_a_operand_layout(tSrS.layout()));
+    Tensor o_rowcol = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
+    constexpr int kRows = decltype(size<0>(scores))::value;
+    float o_scale[kRows];
+
+    int const warp_group = thread_idx / Traits::kThreadsPerWarpGroup;
+    int const first_masked = p.mask.first_masked_block(tile.m_block);
+    auto softmax_step = [&](int n_block) {
+      if (n_block >= first_masked) p.mask.apply(tSrS, tScS, tile.m_block, n_block);
+      softmax.update(scores, p.scale_log2, o_scale);
+    };
+
+    // The second warpgroup gives the first one the first turn.
+    if (warp_group == Traits::kNumMmaWarpGroups - 1) scheduler_pass(warp_group);
+    storage.barrier_q.wait(0);
+
+    int n_block = n_end - 1;
+    PipelineState state_v = state;
+    scheduler_wait(warp_group);
+    pipeline_k.consumer_wait(state);
+    warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
+    scheduler_pass(warp_group);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tSrS);
+    pipeline_k.consumer_release(state);
+    ++state;
+    softmax_step(n_block);
+    convert_fragment(tSrS, tOrP);
+
+    bool o_zero = true;   // the first P V overwrites O
+    for (--n_block; n_block >= 0; --n_block) {
+      scheduler_wait(warp_group);
+      pipeline_k.consumer_wait(state);
+      warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
+      pipeline_v.consumer_wait(state_v);
+      warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
+      o_zero = false;
+      scheduler_pass(warp_group);
+      warpgroup_wait<1>();   // S of this block is ready; P V of the previous block may still run
+      warpgroup_fence_operand(tSrS);
+      pipeline_k.consumer_release(state);
+      softmax_step(n_block);
+      warpgroup_wait<0>();
+      // The fences keep the compiler from touching O, or overwriting P, before the wait.
+      warpgroup_fence_operand(tOrO);
+      warpgroup_fence_operand(tOrP);
+      pipeline_v.consumer_release(state_v);
+      CUTE_UNROLL
+      for (int r = 0; r < kRows; ++r) {
+        CUTE_UNROLL
+        for (int c = 0; c < size<1>(o_rowcol); ++c) o_rowcol(r, c) *= o_scale[r];
+      }
+      convert_fragment(tSrS, tOrP);
+      state_v = state;
+      ++state;
+    }
+
+    scheduler_wait(warp_group);
+    pipeline_v.consumer_wait(state_v);
+    warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
+    scheduler_pass(warp_group);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tOrO);
+    pipeline_v.consumer_release(state_v);
+    // Take back the turn the second warpgroup passed last, so every arrival has been waited for.
+    if (warp_group == 0) scheduler_wait(warp_group);
+  }
+};
+
+}  // namespace flash::sm90

@@ -1,0 +1,112 @@
+// Compile-time plan of the SM90 forward kernel for one (element type, head dim): tile sizes,
+// pipeline depth, warpgroup roles and register budgets, MMA atoms and shared-memory layouts.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/gemm/collective/builders/sm90_common.inl>
+#include <cutlass/numeric_types.h>
+#include <cutlass/pipeline/pipeline.hpp>
+
+namespace flash::sm90 {
+
+using namespace cute;
+
+struct TilePlan {
+  int block_m;   // query rows per CTA tile: 64 per consumer warpgroup
+  int block_n;   // key rows per pipeline stage
+  int stages;    // depth of the K and V shared-memory rings
+  int producer_registers;   // setmaxnreg budgets; 128 x producer + 256 x consumer <= 65536
+  int consumer_registers;
+};
+
+// One choice per head dim, each with its reason. Shared-memory budget: 227 KB per CTA on H100.
+constexpr TilePlan tile_plan(int head_dim) {
+  // hdim 64: Q 16 KB + K,V 2 x 2 x 16 KB = 80 KB. 128x128 keeps S at 64 fp32 registers per thread
+  // and the wgmma N large enough to amortise issue cost.
+  // The producer needs only TMA coordinates, yet at 24 registers ptxas spilled 8 bytes of them, so
+  // it gets 32 and the consumers 232 wherever their fragments fit in that (no spills at hdim <= 128).
+  if (head_dim <= 64) return {128, 128, 2, 32, 232};
+  // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB = 160 KB; S and O take 64 fp32 registers each per thread.
+  if (head_dim <= 128) return {128, 128, 2, 32, 232};
+  // hdim 256: O alone takes 128 fp32 registers per thread, so S is kept at 40 (block_n 80);
+  // Q 64 KB + K,V 2 x 2 x 40 KB = 224 KB, just inside the 227 KB limit. Consumers need 240
+  // registers here (at 232 ptxas spilled 68 bytes), which leaves the producer 24.
+  return {128, 80, 2, 24, 240};
+}
+
+enum class WarpGroupRole : int {
+  kProducer = 0,   // TMA loads of Q, K, V
+  kConsumer = 1,   // first of the MMA warpgroups
+};
+
+// Named-barrier ids, counted from CUTLASS's first user barrier.
+enum class NamedBarrierId : uint32_t {
+  kEpilogue = 0,           // all consumer threads: O is in shared memory, the store may start
+  kWarpSchedulerWG0 = 1,   // consumer warpgroup w waits on kWarpSchedulerWG0 + w before its GEMMs
+};
+
+template <class Element_, int kHeadDim_>
+struct FwdTraits {
+  using Element = Element_;
+  using ElementAccum = float;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr TilePlan kPlan = tile_plan(kHeadDim);
+  static constexpr int kBlockM = kPlan.block_m;
+  static constexpr int kBlockN = kPlan.block_n;
+  static constexpr int kStages = kPlan.stages;
+
+  static constexpr int kThreadsPerWarpGroup = 128;
+  static constexpr int kNumMmaWarpGroups = kBlockM / 64;
+  static constexpr int kNumMmaThreads = kNumMmaWarpGroups * kThreadsPerWarpGroup;
+  static constexpr int kNumThreads = kNumMmaThreads + kThreadsPerWarpGroup;
+  static constexpr int kProducerRegisters = kPlan.producer_registers;
+  static constexpr int kConsumerRegisters = kPlan.consumer_registers;
+  static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <= 65536);
+  static_assert(kNumMmaWarpGroups == 2, "the register budget and scheduler barriers assume two consumers");
+  static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "wgmma K steps are 16 elements");
+
+  using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
+  using TileShapePV = Shape<Int<kBlockM>, Int<kHeadDim>, Int<kBlockN>>;   // (M, N, K) of O = P V
+  using MmaWarpGroupLayout = Layout<Shape<Int<kNumMmaWarpGroups>, _1, _1>>;  // warpgroups split M
+
+  // Both operands of Q K^T come from shared memory (K-major). P V takes P from registers and
+  // V from shared memory, where V's head dim is contiguous: an MN-major B operand.
+  using TiledMmaQK = decltype(make_tiled_mma(
+      SM90::GMMA::ss_op_selector<Element, Element, ElementAccum, TileShapeQK>(), MmaWarpGroupLayout{}));
+  using TiledMmaPV = decltype(make_tiled_mma(
+      SM90::GMMA::rs_op_selector<Element, Element, ElementAccum, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
+      MmaWarpGroupLayout{}));
+
+  using SmemLayoutQ = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockM>, Int<kHeadDim>>(),
+      Shape<Int<kBlockM>, Int<kHeadDim>>{}));                                        // (M, d)
+  using SmemLayoutKV = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
+      Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));                          // (N, d, stage)
+  // V seen as the B operand of P V: (d, N, stage) over the same bytes.
+  using SmemLayoutVt = decltype(composition(
+      SmemLayoutKV{},
+      make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
+  // O is staged for the TMA store in Q's buffer, with Q's layout: each consumer warpgroup then
+  // overwrites only the rows of Q that it alone has read.
+  using SmemLayoutO = SmemLayoutQ;
+
+  using Pipeline = cutlass::PipelineTmaAsync<kStages>;
+  using PipelineState = typename Pipeline::PipelineState;
+  static constexpr uint32_t kTmaBytesQ = kBlockM * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kTmaBytesKV = kBlockN * kHeadDim * sizeof(Element);
+
+  struct SharedStorage {
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> q;   // Q, then O
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> k;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> v;
+    alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;
+    typename Pipeline::SharedStorage pipeline_k;
+    typename Pipeline::SharedStorage pipeline_v;
+  };
+  static constexpr int kSharedStorageBytes = sizeof(SharedStorage);
+  static_assert(kSharedStorageBytes <= 227 * 1024, "shared memory plan exceeds the SM90 limit");
+};
+
+}  // namespace flash::sm90

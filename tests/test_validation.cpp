@@ -1,0 +1,572 @@
+// Argument checks of the public API: every rejection has its own status code and a message that
+// names the field, the offending value and what is supported. No GPU is needed: the pointers are
+// fake (aligned, never dereferenced), which also shows that the checks run before any CUDA call.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include "api/validate.h"
+#include "flash_api.h"
+
+namespace flash {
+namespace {
+
+using detail::FwdArgs;
+using detail::kKernelTable;
+using detail::kNumKernels;
+
+// Far enough apart that the default-sized tensors below never overlap.
+constexpr uintptr_t kQAddress = 0x10000000;
+constexpr uintptr_t kKAddress = 0x20000000;
+constexpr uintptr_t kVAddress = 0x30000000;
+constexpr uintptr_t kOutAddress = 0x40000000;
+constexpr uintptr_t kLseAddress = 0x50000000;
+// A batch value that no check accepts or rejects by accident; a failed check must leave it alone.
+constexpr int kUntouchedBatch = -7;
+
+const void* fake(uintptr_t address) { return reinterpret_cast<const void*>(address); }
+void* fake_mut(uintptr_t address) { return reinterpret_cast<void*>(address); }
+
+// A valid GQA problem: q/out [2, 128, 8, 128], k/v [2, 256, 4, 128], FP16.
+FlashAttentionParams valid_params() {
+  FlashAttentionParams p;
+  p.q = fake(kQAddress);
+  p.k = fake(kKAddress);
+  p.v = fake(kVAddress);
+  p.out = fake_mut(kOutAddress);
+  p.batch_size = 2;
+  p.seqlen_q = 128;
+  p.seqlen_k = 256;
+  p.num_heads = 8;
+  p.num_heads_k = 4;
+  p.head_dim = 128;
+  p.dtype = DataType::FP16;
+  return p;
+}
+
+std::string dtype_label(DataType dtype) {
+  switch (dtype) {
+    case DataType::FP16: return "FP16";
+    case DataType::BF16: return "BF16";
+    case DataType::FP8_E4M3: return "FP8_E4M3";
+  }
+  return "?";
+}
+
+// The supported lists as the messages must print them, derived from the table here as well.
+std::string table_dtypes() {
+  std::vector<DataType> seen;
+  std::string text;
+  for (int i = 0; i < kNumKernels; ++i) {
+    if (std::find(seen.begin(), seen.end(), kKernelTable[i].dtype) != seen.end()) continue;
+    seen.push_back(kKernelTable[i].dtype);
+    text += (text.empty() ? "" : ", ") + dtype_label(kKernelTable[i].dtype);
+  }
+  return text;
+}
+
+std::vector<int> table_head_dims(DataType dtype) {
+  std::set<int> dims;
+  for (int i = 0; i < kNumKernels; ++i) {
+    if (kKernelTable[i].dtype == dtype) dims.insert(kKernelTable[i].head_dim);
+  }
+  return {dims.begin(), dims.end()};
+}
+
+std::string table_head_dims_text(DataType dtype) {
+  std::string text;
+  for (const int dim : table_head_dims(dtype)) text += (text.empty() ? "" : ", ") + std::to_string(dim);
+  return text;
+}
+
+// Rejection through check_arguments and through the public entry point: same status, same
+// message, every fragment present, and *args untouched.
+void expect_rejected(const FlashAttentionParams& p, Status expected, std::initializer_list<std::string> fragments) {
+  FwdArgs args;
+  args.batch = kUntouchedBatch;
+  detail::clear_last_error();
+  EXPECT_EQ(detail::check_arguments(p, &args), expected);
+  const std::string direct = last_error_message();
+  for (const std::string& fragment : fragments) {
+    EXPECT_NE(direct.find(fragment), std::string::npos) << "message \"" << direct << "\" lacks \"" << fragment << "\"";
+  }
+  EXPECT_EQ(args.batch, kUntouchedBatch) << "check_arguments wrote *args although it failed";
+
+  EXPECT_EQ(flash_attention_forward(p, nullptr), expected);
+  EXPECT_EQ(std::string(last_error_message()), direct);
+}
+
+TEST(ValidationPointers, NullQ) {
+  FlashAttentionParams p = valid_params();
+  p.q = nullptr;
+  expect_rejected(p, kErrorNullPointer, {"q is null"});
+}
+
+TEST(ValidationPointers, NullK) {
+  FlashAttentionParams p = valid_params();
+  p.k = nullptr;
+  expect_rejected(p, kErrorNullPointer, {"k is null"});
+}
+
+TEST(ValidationPointers, NullV) {
+  FlashAttentionParams p = valid_params();
+  p.v = nullptr;
+  expect_rejected(p, kErrorNullPointer, {"v is null"});
+}
+
+TEST(ValidationPointers, NullOut) {
+  FlashAttentionParams p = valid_params();
+  p.out = nullptr;
+  expect_rejected(p, kErrorNullPointer, {"out is null"});
+}
+
+TEST(ValidationSizes, ZeroBatchSize) {
+  FlashAttentionParams p = valid_params();
+  p.batch_size = 0;
+  expect_rejected(p, kErrorInvalidSize, {"batch_size = 0", "positive"});
+}
+
+TEST(ValidationSizes, NegativeSeqlenQ) {
+  FlashAttentionParams p = valid_params();
+  p.seqlen_q = -5;
+  expect_rejected(p, kErrorInvalidSize, {"seqlen_q = -5", "positive"});
+}
+
+TEST(ValidationSizes, ZeroSeqlenK) {
+  FlashAttentionParams p = valid_params();
+  p.seqlen_k = 0;
+  expect_rejected(p, kErrorInvalidSize, {"seqlen_k = 0"});
+}
+
+TEST(ValidationSizes, ZeroNumHeads) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads = 0;
+  expect_rejected(p, kErrorInvalidSize, {"num_heads = 0"});
+}
+
+TEST(ValidationSizes, NegativeNumHeadsK) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads_k = -1;
+  expect_rejected(p, kErrorInvalidSize, {"num_heads_k = -1"});
+}
+
+TEST(ValidationSizes, ZeroHeadDim) {
+  FlashAttentionParams p = valid_params();
+  p.head_dim = 0;
+  expect_rejected(p, kErrorInvalidSize, {"head_dim = 0"});
+}
+
+TEST(ValidationHeads, NumHeadsNotMultipleOfNumHeadsK) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads = 6;
+  p.num_heads_k = 4;
+  expect_rejected(p, kErrorHeadRatio, {"num_heads = 6 is not a multiple of num_heads_k = 4"});
+}
+
+TEST(ValidationHeads, MoreKvHeadsThanQueryHeads) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads = 2;
+  p.num_heads_k = 4;
+  expect_rejected(p, kErrorHeadRatio, {"num_heads = 2", "num_heads_k = 4"});
+}
+
+TEST(ValidationDtype, ValueOutsideEnum) {
+  FlashAttentionParams p = valid_params();
+  p.dtype = static_cast<DataType>(7);
+  expect_rejected(p, kErrorUnsupportedDtype, {"dtype = 7", "supported dtypes: " + table_dtypes()});
+}
+
+TEST(ValidationDtype, Fp8HasNoKernel) {
+  FlashAttentionParams p = valid_params();
+  p.dtype = DataType::FP8_E4M3;
+  expect_rejected(p, kErrorUnsupportedDtype, {"dtype = FP8_E4M3", "supported dtypes: " + table_dtypes()});
+}
+
+TEST(ValidationHeadDim, Fp16HeadDim96) {
+  FlashAttentionParams p = valid_params();
+  p.head_dim = 96;
+  expect_rejected(p, kErrorUnsupportedHeadDim,
+                  {"head_dim = 96 is not supported for FP16; supported head dims: " +
+                   table_head_dims_text(DataType::FP16)});
+}
+
+TEST(ValidationHeadDim, Bf16HeadDim32) {
+  FlashAttentionParams p = valid_params();
+  p.dtype = DataType::BF16;
+  p.head_dim = 32;
+  expect_rejected(p, kErrorUnsupportedHeadDim,
+                  {"head_dim = 32 is not supported for BF16; supported head dims: " +
+                   table_head_dims_text(DataType::BF16)});
+}
+
+TEST(ValidationHeadDim, HeadDimAboveEveryKernel) {
+  FlashAttentionParams p = valid_params();
+  p.head_dim = 512;
+  expect_rejected(p, kErrorUnsupportedHeadDim, {"head_dim = 512", "FP16"});
+}
+
+TEST(ValidationScale, Negative) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = -1.0f;
+  expect_rejected(p, kErrorInvalidScale, {"softmax_scale = -1", ">= 0"});
+}
+
+TEST(ValidationScale, NaN) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = std::nanf("");
+  expect_rejected(p, kErrorInvalidScale, {"softmax_scale = nan", "finite"});
+}
+
+TEST(ValidationScale, Infinite) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = INFINITY;
+  expect_rejected(p, kErrorInvalidScale, {"softmax_scale = inf", "finite"});
+}
+
+TEST(ValidationStrides, NegativeKHeadStride) {
+  FlashAttentionParams p = valid_params();
+  p.k_head_stride = -128;
+  expect_rejected(p, kErrorMisalignedStride, {"k_head_stride = -128", "negative"});
+}
+
+TEST(ValidationStrides, QRowStrideNotSixteenBytes) {
+  FlashAttentionParams p = valid_params();
+  p.q_row_stride = 100;
+  expect_rejected(p, kErrorMisalignedStride, {"q_row_stride = 100 elements (200 bytes) is not a multiple of 16 bytes"});
+}
+
+TEST(ValidationStrides, VHeadStrideEightBytes) {
+  FlashAttentionParams p = valid_params();
+  p.v_head_stride = 4;
+  expect_rejected(p, kErrorMisalignedStride, {"v_head_stride = 4 elements (8 bytes)", "16 bytes"});
+}
+
+TEST(ValidationStrides, OutBatchStrideNotSixteenBytes) {
+  FlashAttentionParams p = valid_params();
+  p.out_batch_stride = 131076;
+  expect_rejected(p, kErrorMisalignedStride, {"out_batch_stride = 131076", "16 bytes"});
+}
+
+TEST(ValidationAlignment, QPointer) {
+  FlashAttentionParams p = valid_params();
+  p.q = fake(kQAddress + 8);
+  expect_rejected(p, kErrorMisalignedPointer, {"q = 0x10000008", "16 bytes"});
+}
+
+TEST(ValidationAlignment, OutPointer) {
+  FlashAttentionParams p = valid_params();
+  p.out = fake_mut(kOutAddress + 2);
+  expect_rejected(p, kErrorMisalignedPointer, {"out = 0x40000002", "16 bytes"});
+}
+
+TEST(ValidationAlignment, LsePointer) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress + 2);
+  expect_rejected(p, kErrorMisalignedPointer, {"softmax_lse = 0x50000002", "4 bytes"});
+}
+
+TEST(ValidationRange, StrideAtTmaLimit) {
+  FlashAttentionParams p = valid_params();
+  p.k_batch_stride = int64_t{1} << 39;  // 2^40 bytes in FP16
+  expect_rejected(p, kErrorSizeOverflow, {"k_batch_stride = 549755813888 elements (1099511627776 bytes)", "2^40"});
+}
+
+TEST(ValidationRange, LastOffsetOverflowsInt64) {
+  FlashAttentionParams p = valid_params();
+  p.batch_size = INT_MAX;
+  p.q_batch_stride = int64_t{1} << 38;  // under the stride limit, but (INT_MAX - 1) * 2^38 > 2^63
+  expect_rejected(p, kErrorSizeOverflow, {"q: the last element's offset", "q_batch_stride", "274877906944"});
+}
+
+TEST(ValidationRange, DefaultBatchStrideOverflowsInt64) {
+  FlashAttentionParams p = valid_params();
+  p.seqlen_q = INT_MAX;
+  p.num_heads = 1 << 30;
+  expect_rejected(p, kErrorSizeOverflow,
+                  {"q_batch_stride default seqlen_q * num_heads * head_dim", "2147483647 * 1073741824 * 128"});
+}
+
+TEST(ValidationRange, LseSizeOverflowsInt64) {
+  FlashAttentionParams p = valid_params();
+  p.batch_size = INT_MAX;
+  p.seqlen_q = INT_MAX;
+  p.num_heads = 1 << 30;
+  // Small explicit q and out strides keep their own offsets in range so the LSE check is reached.
+  p.q_batch_stride = p.q_row_stride = p.q_head_stride = 8;
+  p.out_batch_stride = p.out_row_stride = p.out_head_stride = 8;
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress);
+  expect_rejected(p, kErrorSizeOverflow, {"softmax_lse size batch_size * num_heads * seqlen_q", "overflows int64"});
+}
+
+TEST(ValidationAliasing, OutHeadsOverlapWithinARow) {
+  FlashAttentionParams p = valid_params();
+  p.out_head_stride = 64;  // half of head_dim: head h+1 starts inside head h
+  expect_rejected(p, kErrorAliasing, {"out overlaps itself", "out_head_stride = 64", "head_dim"});
+}
+
+TEST(ValidationAliasing, OutRowsShareHeads) {
+  FlashAttentionParams p = valid_params();
+  p.out_row_stride = 128;  // one head wide, but each row holds 8 heads
+  expect_rejected(p, kErrorAliasing, {"out overlaps itself", "out_row_stride"});
+}
+
+TEST(ValidationAliasing, OutBatchesOverlap) {
+  FlashAttentionParams p = valid_params();
+  p.out_batch_stride = 8;
+  expect_rejected(p, kErrorAliasing, {"out overlaps itself", "out_batch_stride = 8"});
+}
+
+TEST(ValidationAliasing, OutOverlapsQ) {
+  FlashAttentionParams p = valid_params();
+  p.out = fake_mut(kQAddress + 0x1000);
+  expect_rejected(p, kErrorAliasing, {"out bytes [0x10001000", "overlap q bytes [0x10000000"});
+}
+
+TEST(ValidationAliasing, OutEqualsK) {
+  FlashAttentionParams p = valid_params();
+  p.out = fake_mut(kKAddress);
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap k bytes"});
+}
+
+TEST(ValidationAliasing, OutEndsInsideV) {
+  FlashAttentionParams p = valid_params();
+  p.out = fake_mut(kVAddress - 0x100);
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap v bytes [0x30000000"});
+}
+
+TEST(ValidationAliasing, LseInsideOut) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_lse = reinterpret_cast<float*>(kOutAddress + 0x400);
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap softmax_lse bytes [0x40000400"});
+}
+
+TEST(ValidationAliasing, LseInsideK) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_lse = reinterpret_cast<float*>(kKAddress + 0x40);
+  expect_rejected(p, kErrorAliasing, {"softmax_lse bytes [0x20000040", "overlap k bytes"});
+}
+
+TEST(ValidationAccepts, FakePointersPassWithoutCuda) {
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(valid_params(), &args), kSuccess);
+  EXPECT_EQ(args.q, fake(kQAddress));
+  EXPECT_EQ(args.k, fake(kKAddress));
+  EXPECT_EQ(args.v, fake(kVAddress));
+  EXPECT_EQ(args.out, fake_mut(kOutAddress));
+  EXPECT_EQ(args.lse, nullptr);
+  EXPECT_EQ(args.batch, 2);
+  EXPECT_EQ(args.seqlen_q, 128);
+  EXPECT_EQ(args.seqlen_k, 256);
+  EXPECT_EQ(args.num_heads, 8);
+  EXPECT_EQ(args.num_heads_k, 4);
+  EXPECT_EQ(args.head_dim, 128);
+  EXPECT_FALSE(args.is_causal);
+}
+
+TEST(ValidationAccepts, ContiguousStrideDefaults) {
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(valid_params(), &args), kSuccess);
+  // q and out: [2, 128, 8, 128]; k and v: [2, 256, 4, 128].
+  for (const detail::TensorStrides& s : {args.q_strides, args.out_strides}) {
+    EXPECT_EQ(s.batch, 128 * 8 * 128);
+    EXPECT_EQ(s.row, 8 * 128);
+    EXPECT_EQ(s.head, 128);
+  }
+  for (const detail::TensorStrides& s : {args.k_strides, args.v_strides}) {
+    EXPECT_EQ(s.batch, 256 * 4 * 128);
+    EXPECT_EQ(s.row, 4 * 128);
+    EXPECT_EQ(s.head, 128);
+  }
+}
+
+TEST(ValidationAccepts, DefaultScaleIsInverseSqrtHeadDim) {
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(valid_params(), &args), kSuccess);
+  const double scale = 1.0 / std::sqrt(128.0);
+  EXPECT_FLOAT_EQ(args.softmax_scale, static_cast<float>(scale));
+  EXPECT_FLOAT_EQ(args.softmax_scale_log2, static_cast<float>(scale * std::log2(std::exp(1.0))));
+}
+
+TEST(ValidationAccepts, ExplicitScaleStridesAndCausalKept) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = 0.5f;
+  p.is_causal = true;
+  p.q_row_stride = 2048;  // padded rows
+  p.v_head_stride = 256;
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress);
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess);
+  EXPECT_EQ(args.softmax_scale, 0.5f);
+  EXPECT_FLOAT_EQ(args.softmax_scale_log2, static_cast<float>(0.5 * std::log2(std::exp(1.0))));
+  EXPECT_TRUE(args.is_causal);
+  EXPECT_EQ(args.q_strides.row, 2048);
+  EXPECT_EQ(args.q_strides.batch, 128 * 8 * 128);
+  EXPECT_EQ(args.v_strides.head, 256);
+  EXPECT_EQ(args.lse, reinterpret_cast<float*>(kLseAddress));
+}
+
+TEST(ValidationAccepts, PackedQkvViewsMayOverlapEachOther) {
+  // One [batch, seqlen, 3 * heads, head_dim] buffer holds q, k and v; only out must be separate.
+  FlashAttentionParams p = valid_params();
+  p.seqlen_k = p.seqlen_q;
+  p.num_heads_k = p.num_heads;
+  const int64_t head_bytes = int64_t{p.num_heads} * p.head_dim * 2;
+  p.k = fake(kQAddress + head_bytes);
+  p.v = fake(kQAddress + 2 * head_bytes);
+  const int64_t row = 3 * int64_t{p.num_heads} * p.head_dim;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = row;
+  p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = row * p.seqlen_q;
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.k_strides.row, row);
+}
+
+TEST(ValidationAccepts, UnitExtentDimsMayHaveAnyStride) {
+  FlashAttentionParams p = valid_params();
+  p.batch_size = 1;
+  p.out_batch_stride = 8;  // never stepped with a single batch
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+}
+
+TEST(ValidationAccepts, AdjacentRangesDoNotOverlap) {
+  FlashAttentionParams p = valid_params();
+  const uintptr_t q_bytes = uintptr_t{2} * 128 * 8 * 128 * 2;
+  p.out = fake_mut(kQAddress + q_bytes);
+  const uintptr_t out_bytes = q_bytes;
+  p.softmax_lse = reinterpret_cast<float*>(kQAddress + q_bytes + out_bytes);
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+}
+
+TEST(ValidationOrder, ArgumentErrorsComeBeforeTheDeviceCheck) {
+  // Several faults at once: the first in the documented order wins, and no device is consulted.
+  FlashAttentionParams p = valid_params();
+  p.seqlen_k = 0;
+  p.head_dim = 96;
+  p.softmax_scale = -2.0f;
+  p.q = fake(kQAddress + 4);
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidSize);
+  EXPECT_NE(std::string(last_error_message()).find("seqlen_k = 0"), std::string::npos);
+  p.seqlen_k = 256;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorUnsupportedHeadDim);
+  p.head_dim = 128;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidScale);
+  p.softmax_scale = 0.0f;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorMisalignedPointer);
+}
+
+TEST(ValidationDevice, PublicCallWithoutDeviceReturnsNoDevice) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
+    GTEST_SKIP() << "a CUDA device is present; this test covers machines without one";
+  }
+  cudaGetLastError();
+  EXPECT_EQ(flash_attention_forward(valid_params(), nullptr), kErrorNoDevice);
+  const std::string message = last_error_message();
+  EXPECT_NE(message.find("no CUDA device"), std::string::npos) << message;
+  EXPECT_NE(message.find("cudaGetDeviceCount"), std::string::npos) << message;
+
+  FwdArgs args;
+  EXPECT_EQ(detail::check_device(&args), kErrorNoDevice);
+}
+
+TEST(ValidationDevice, CheckDeviceAcceptsOnlySm90) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    GTEST_SKIP() << "no CUDA device";
+  }
+  int device = -1;
+  int major = 0;
+  int minor = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
+  FwdArgs args;
+  args.device = -1;
+  detail::clear_last_error();
+  if (major == 9 && minor == 0) {
+    EXPECT_EQ(detail::check_device(&args), kSuccess) << last_error_message();
+    EXPECT_EQ(args.device, device);
+  } else {
+    EXPECT_EQ(detail::check_device(&args), kErrorUnsupportedDevice);
+    const std::string message = last_error_message();
+    const std::string capability = std::to_string(major) + "." + std::to_string(minor);
+    EXPECT_NE(message.find("compute capability " + capability), std::string::npos) << message;
+    EXPECT_NE(message.find("SM90"), std::string::npos) << message;
+  }
+}
+
+TEST(ValidationStatus, StringsAreDistinctAndNonEmpty) {
+  std::set<std::string> texts;
+  for (int code = kSuccess; code <= kErrorCudaFailure; ++code) {
+    const std::string text = status_string(code);
+    EXPECT_FALSE(text.empty()) << "code " << code;
+    EXPECT_NE(text, "unknown status") << "code " << code;
+    EXPECT_TRUE(texts.insert(text).second) << "code " << code << " repeats \"" << text << "\"";
+  }
+  EXPECT_STREQ(status_string(-1), "unknown status");
+  EXPECT_STREQ(status_string(kErrorCudaFailure + 1), "unknown status");
+}
+
+TEST(ValidationStatus, LastErrorMessageFollowsEachFailure) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads = 6;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorHeadRatio);
+  EXPECT_NE(std::string(last_error_message()).find("num_heads = 6"), std::string::npos);
+
+  p = valid_params();
+  p.v = nullptr;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorNullPointer);
+  const std::string message = last_error_message();
+  EXPECT_NE(message.find("v is null"), std::string::npos);
+  EXPECT_EQ(message.find("num_heads"), std::string::npos) << "the previous failure leaked: " << message;
+
+  EXPECT_EQ(detail::fail(kErrorCudaFailure, "launch of kernel x failed"), kErrorCudaFailure);
+  EXPECT_STREQ(last_error_message(), "launch of kernel x failed");
+  detail::clear_last_error();
+  EXPECT_STREQ(last_error_message(), "");
+}
+
+TEST(ValidationTable, SupportedHeadDimsMatchKernelTable) {
+  for (const DataType dtype : {DataType::FP16, DataType::BF16, DataType::FP8_E4M3}) {
+    const std::vector<int> expected = table_head_dims(dtype);
+    std::vector<int> dims(static_cast<size_t>(kNumKernels) + 1, -1);
+    const int count = supported_head_dims(dtype, dims.data(), static_cast<int>(dims.size()));
+    ASSERT_EQ(count, static_cast<int>(expected.size())) << dtype_label(dtype);
+    dims.resize(static_cast<size_t>(count));
+    EXPECT_EQ(dims, expected) << dtype_label(dtype);
+  }
+  EXPECT_EQ(supported_head_dims(DataType::FP8_E4M3, nullptr, 0), 0);
+}
+
+TEST(ValidationTable, SupportedHeadDimsRespectsCapacity) {
+  const std::vector<int> expected = table_head_dims(DataType::FP16);
+  ASSERT_FALSE(expected.empty());
+  int dims[2] = {-1, -1};
+  EXPECT_EQ(supported_head_dims(DataType::FP16, dims, 1), 1);
+  EXPECT_EQ(dims[0], expected.front());
+  EXPECT_EQ(dims[1], -1);
+  EXPECT_EQ(supported_head_dims(DataType::FP16, dims, 0), 0);
+  EXPECT_EQ(supported_head_dims(DataType::FP16, nullptr, 8), 0);
+}
+
+TEST(ValidationTable, FindKernelFindsEveryRowAndNothingElse) {
+  for (int i = 0; i < kNumKernels; ++i) {
+    EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim), &kKernelTable[i]);
+  }
+  EXPECT_EQ(detail::find_kernel(DataType::FP16, 96), nullptr);
+  EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 128), nullptr);
+}
+
+}  // namespace
+}  // namespace flash
