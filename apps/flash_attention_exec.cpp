@@ -156,8 +156,8 @@ void run(const CliOptions& o, const flash::apps::DeviceInfo& device, Report* rep
   problem.is_causal = o.causal;
   problem.softmax_scale = o.scale;   // 0 means 1/sqrt(head_dim) on both sides
 
-  const size_t q_elements = static_cast<size_t>(o.batch) * o.seqlen_q * o.heads * o.head_dim;
-  const size_t kv_elements = static_cast<size_t>(o.batch) * o.seqlen_k * o.heads_k * o.head_dim;
+  const size_t q_elements = flash::apps::q_elements(problem);
+  const size_t kv_elements = flash::apps::kv_elements(problem);
   std::vector<uint16_t> q_bits, k_bits, v_bits;
   std::vector<double> q, k, v;
   // Distinct seeds per tensor; the decoded values are needed only by the reference check.

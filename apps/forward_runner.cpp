@@ -16,14 +16,6 @@ constexpr size_t kCopyAlignment = 256;
 
 size_t round_up(size_t value, size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-size_t q_elements(const reference::Problem& p) {
-  return static_cast<size_t>(p.batch) * p.seqlen_q * p.num_heads * p.head_dim;
-}
-
-size_t kv_elements(const reference::Problem& p) {
-  return static_cast<size_t>(p.batch) * p.seqlen_k * p.num_heads_k * p.head_dim;
-}
-
 size_t lse_elements(const reference::Problem& p) {
   return static_cast<size_t>(p.batch) * p.num_heads * p.seqlen_q;
 }
@@ -116,6 +108,14 @@ int rotation_copies(size_t input_bytes, size_t l2_bytes, int launches) {
   const size_t span = kL2SpanFactor * l2_bytes;
   const size_t needed = input_bytes == 0 ? 1 : (span + input_bytes - 1) / input_bytes;
   return static_cast<int>(std::clamp<size_t>(needed, 1, static_cast<size_t>(std::max(launches, 1))));
+}
+
+size_t q_elements(const reference::Problem& p) {
+  return static_cast<size_t>(p.batch) * p.seqlen_q * p.num_heads * p.head_dim;
+}
+
+size_t kv_elements(const reference::Problem& p) {
+  return static_cast<size_t>(p.batch) * p.seqlen_k * p.num_heads_k * p.head_dim;
 }
 
 size_t input_bytes(const reference::Problem& problem, DataType dtype) {

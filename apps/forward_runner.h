@@ -37,7 +37,9 @@ bool find_sm90_device(DeviceInfo* info, std::string* reason);
 constexpr size_t kL2SpanFactor = 4;
 int rotation_copies(size_t input_bytes, size_t l2_bytes, int launches);
 
-// Bytes of q, k and v together (one copy).
+// Elements of q (and of out), of k (and of v), and bytes of q, k and v together (one copy).
+size_t q_elements(const reference::Problem& problem);
+size_t kv_elements(const reference::Problem& problem);
 size_t input_bytes(const reference::Problem& problem, DataType dtype);
 
 // What a run left in its outputs: unwritten (still NaN-poisoned) elements and guard bytes.

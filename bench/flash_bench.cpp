@@ -248,8 +248,8 @@ InputPool make_pool(DataType dtype, const std::vector<BenchPoint>& points, bool 
   size_t kv_max = 0;
   for (const BenchPoint& p : points) {
     if (p.dtype != dtype) continue;
-    q_max = std::max(q_max, static_cast<size_t>(p.batch) * p.seqlen * p.heads * p.head_dim);
-    kv_max = std::max(kv_max, static_cast<size_t>(p.batch) * p.seqlen * p.heads_k * p.head_dim);
+    q_max = std::max(q_max, flash::apps::q_elements(problem_of(p)));
+    kv_max = std::max(kv_max, flash::apps::kv_elements(problem_of(p)));
   }
   InputPool pool;
   flash::host::fill_random(dtype, q_max, seed, &pool.q_bits, with_values ? &pool.q : nullptr);

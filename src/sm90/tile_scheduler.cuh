@@ -11,9 +11,11 @@ struct TileCoord {
   int batch;
 };
 
-// One CTA per tile, launched in order of decreasing query block: under a causal mask the last
-// query blocks see the most keys, so the longest tiles start first and the short ones fill the
-// last wave. Heads vary fastest, so query heads sharing a KV head run together and share L2.
+// One CTA per tile. Query blocks vary fastest: the CTAs in flight then share one head's K and V,
+// which L2 holds, instead of each wave streaming every head's K and V from DRAM again (measured on
+// H100, bf16 d128 MHA, 8 x 2k tokens: 362 TFLOP/s with heads fastest, DRAM-bound). Heads come next,
+// so query heads that share a KV head run together. Within a head the last query blocks start
+// first: under a causal mask they see the most keys.
 struct SingleTileScheduler {
   struct Params {
     int num_m_blocks;
@@ -26,10 +28,9 @@ struct SingleTileScheduler {
   }
 
   CUTE_DEVICE static TileCoord tile(Params const& p) {
-    int const heads_x_batch = p.num_heads * p.batch;
     int const t = blockIdx.x;
-    int const rest = t % heads_x_batch;
-    return {p.num_m_blocks - 1 - t / heads_x_batch, rest % p.num_heads, rest / p.num_heads};
+    int const head_batch = t / p.num_m_blocks;
+    return {p.num_m_blocks - 1 - t % p.num_m_blocks, head_batch % p.num_heads, head_batch / p.num_heads};
   }
 };
 
