@@ -4,11 +4,11 @@
 // Producer (one elected thread): Q once, then K and V of each key block, last block first,
 // through two rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty:
 // consumers are done).
-// Consumers (two warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
+// Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
-// cores work on the next. Scheduler barriers make the two warpgroups issue their GEMMs in turn, so
-// one warpgroup's softmax overlaps the other's GEMMs.
+// cores work on the next. Where the tile plan asks for them, scheduler barriers make the warpgroups
+// issue their GEMMs in turn, so one warpgroup's softmax overlaps the others' GEMMs.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -111,13 +111,17 @@ struct MainloopFwdSm90 {
     }
   }
 
-  // Consumer warpgroup `w` waits for its turn to issue GEMMs, then hands the turn to the other.
+  // Consumer warpgroup `w` waits for its turn to issue GEMMs, then hands the turn to the next one.
+  // Each scheduler barrier joins two warpgroups: the one waiting and the one passing the turn.
+  static constexpr int kSchedulerBarrierThreads = 2 * Traits::kThreadsPerWarpGroup;
   CUTE_DEVICE static void scheduler_wait(int w) {
-    cutlass::arch::NamedBarrier::sync(kNumMmaThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + w);
+    if constexpr (!Traits::kUseSchedulerBarrier) return;
+    cutlass::arch::NamedBarrier::sync(kSchedulerBarrierThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + w);
   }
   CUTE_DEVICE static void scheduler_pass(int w) {
+    if constexpr (!Traits::kUseSchedulerBarrier) return;
     int const next = (w + 1) % Traits::kNumMmaWarpGroups;
-    cutlass::arch::NamedBarrier::arrive(kNumMmaThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
+    cutlass::arch::NamedBarrier::arrive(kSchedulerBarrierThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
   }
 
   // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
@@ -152,7 +156,7 @@ struct MainloopFwdSm90 {
       softmax.update(scores, p.scale_log2, o_scale);
     };
 
-    // The second warpgroup gives the first one the first turn.
+    // The last warpgroup gives the first one the first turn.
     if (warp_group == Traits::kNumMmaWarpGroups - 1) scheduler_pass(warp_group);
     storage.barrier_q.wait(0);
 
@@ -204,7 +208,7 @@ struct MainloopFwdSm90 {
     warpgroup_wait<0>();
     warpgroup_fence_operand(tOrO);
     pipeline_v.consumer_release(state_v);
-    // Take back the turn the second warpgroup passed last, so every arrival has been waited for.
+    // Take back the turn the last warpgroup passed last, so every arrival has been waited for.
     if (warp_group == 0) scheduler_wait(warp_group);
   }
 };

@@ -16,23 +16,29 @@ struct TilePlan {
   int block_m;   // query rows per CTA tile: 64 per consumer warpgroup
   int block_n;   // key rows per pipeline stage
   int stages;    // depth of the K and V shared-memory rings
-  int producer_registers;   // setmaxnreg budgets; 128 x producer + 256 x consumer <= 65536
+  int producer_registers;   // setmaxnreg budgets: 128 x (producer + consumers x consumer) <= 65536
   int consumer_registers;
+  bool scheduler_barrier;   // consumer warpgroups issue their GEMMs in turn
 };
 
-// One choice per head dim, each with its reason. Shared-memory budget: 227 KB per CTA on H100.
+// One choice per head dim, each with its reason (measured on H100, bf16, FA3-paper grid, in one
+// run against the alternatives named). Shared-memory budget: 227 KB per CTA.
 constexpr TilePlan tile_plan(int head_dim) {
-  // hdim 64: Q 16 KB + K,V 2 x 2 x 16 KB = 80 KB. 128x128 keeps S at 64 fp32 registers per thread
-  // and the wgmma N large enough to amortise issue cost.
-  // The producer needs only TMA coordinates, yet at 24 registers ptxas spilled 8 bytes of them, so
-  // it gets 32 and the consumers 232 wherever their fragments fit in that (no spills at hdim <= 128).
-  if (head_dim <= 64) return {128, 128, 2, 32, 232};
+  // hdim 64 is exp-bound: a third consumer warpgroup (192 rows) gives the scheduler one more
+  // softmax to overlap with GEMMs: 525 TFLOP/s at 16k non-causal, 538 causal, against 488 and 490
+  // with 128 rows (short causal sequences lose ~10%: 173 against 190 at 512). Q 24 KB + K,V
+  // 2 x 2 x 16 KB. 128 x 32 + 384 x 160 registers = 65536.
+  if (head_dim <= 64) return {192, 128, 2, 32, 160, true};
   // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB = 160 KB; S and O take 64 fp32 registers each per thread.
-  if (head_dim <= 128) return {128, 128, 2, 32, 232};
-  // hdim 256: O alone takes 128 fp32 registers per thread, so S is kept at 40 (block_n 80);
-  // Q 64 KB + K,V 2 x 2 x 40 KB = 224 KB, just inside the 227 KB limit. Consumers need 240
+  // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
+  // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
+  // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
+  if (head_dim <= 128) return {128, 128, 2, 32, 232, true};
+  // hdim 256: O alone takes 128 fp32 registers per thread. 128 x 64 measured 758 TFLOP/s at 16k
+  // non-causal and 750 causal against 502 and 508 with 128 x 80 (FA3's tile); the scheduler barrier
+  // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB. Consumers need 240
   // registers here (at 232 ptxas spilled 68 bytes), which leaves the producer 24.
-  return {128, 80, 2, 24, 240};
+  return {128, 64, 2, 24, 240, false};
 }
 
 enum class WarpGroupRole : int {
@@ -62,8 +68,9 @@ struct FwdTraits {
   static constexpr int kNumThreads = kNumMmaThreads + kThreadsPerWarpGroup;
   static constexpr int kProducerRegisters = kPlan.producer_registers;
   static constexpr int kConsumerRegisters = kPlan.consumer_registers;
+  static constexpr bool kUseSchedulerBarrier = kPlan.scheduler_barrier;
   static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <= 65536);
-  static_assert(kNumMmaWarpGroups == 2, "the register budget and scheduler barriers assume two consumers");
+  static_assert(kBlockM % 64 == 0 && kNumMmaWarpGroups >= 2, "64 query rows per consumer warpgroup");
   static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "wgmma K steps are 16 elements");
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
