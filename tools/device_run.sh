@@ -93,21 +93,28 @@ stage_sanitize() {
     report sanitize FAIL "tools/generate_kernels.py --list gave no kernels"
     return
   fi
-  # A small grid per instance: odd lengths cross tile tails, seqlen_q != seqlen_k exercises the
-  # bottom-right causal offset, 2 heads on 1 KV head the GQA indexing, --lse the LSE store.
-  local shape=(--batch 1 --heads 2 --heads-k 1 --seqlen-q 113 --seqlen-k 239 --lse --iters 1 --warmup 0 --no-check)
-  local runs=0 bad=0 dtype head_dim mask tool
+  # Per instance: odd lengths cross tile tails, seqlen_q != seqlen_k exercises the bottom-right
+  # causal offset, GQA heads the KV-head indexing, --lse the LSE store.
+  # The second shape has more tiles than SMs (each persistent CTA runs several) and, causal with
+  # seqlen_q > seqlen_k, tiles whose rows see no key.
+  local shapes=("--batch 1 --heads 2 --heads-k 1 --seqlen-q 113 --seqlen-k 239"
+                "--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700")
+  local common=(--lse --iters 1 --warmup 0 --no-check)
+  local runs=0 bad=0 dtype head_dim mask tool shape
   while read -r dtype head_dim; do
-    for mask in --no-causal --causal; do
-      for tool in $tools_to_run; do
-        runs=$((runs + 1))
-        echo "=== compute-sanitizer --tool $tool: $dtype head_dim $head_dim $mask" >> "$log"
-        "$sanitizer" --tool "$tool" --error-exitcode 99 \
-          "$exe" "${shape[@]}" --dtype "$dtype" --head-dim "$head_dim" "$mask" >> "$log" 2>&1
-        local rc=$?
-        local verdict=PASS
-        if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
-        echo "sanitize $tool $dtype d$head_dim $mask: $verdict (exit $rc)" | tee -a "$log"
+    for shape in "${shapes[@]}"; do
+      for mask in --no-causal --causal; do
+        for tool in $tools_to_run; do
+          runs=$((runs + 1))
+          echo "=== compute-sanitizer --tool $tool: $dtype head_dim $head_dim $shape $mask" >> "$log"
+          # shellcheck disable=SC2086  # $shape is a list of flags
+          "$sanitizer" --tool "$tool" --error-exitcode 99 \
+            "$exe" $shape "${common[@]}" --dtype "$dtype" --head-dim "$head_dim" "$mask" >> "$log" 2>&1
+          local rc=$?
+          local verdict=PASS
+          if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
+          echo "sanitize $tool $dtype d$head_dim [$shape] $mask: $verdict (exit $rc)" | tee -a "$log"
+        done
       done
     done
   done <<< "$kernels"

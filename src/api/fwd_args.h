@@ -32,6 +32,7 @@ struct FwdArgs {
   float softmax_scale_log2 = 0.0f;  // softmax_scale * log2(e): the kernels use exp2
   TensorStrides q_strides, k_strides, v_strides, out_strides;
   int device = 0;
+  int num_sms = 0;   // multiprocessors of `device`: the persistent grid's size
 };
 
 using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);

@@ -420,7 +420,15 @@ Status check_device(FwdArgs* args) {
                                              ") has compute capability " + std::to_string(major) + "." +
                                              std::to_string(minor) + "; these kernels need SM90 (compute capability 9.0)");
   }
+  int num_sms = 0;
+  if (const cudaError_t err = cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);
+      err != cudaSuccess || num_sms <= 0) {
+    cudaGetLastError();
+    return fail(kErrorCudaFailure, "cudaDeviceGetAttribute (multiprocessor count) failed for device " +
+                                       std::to_string(device) + ": " + cudaGetErrorString(err));
+  }
   args->device = device;
+  args->num_sms = num_sms;
   return kSuccess;
 }
 

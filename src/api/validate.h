@@ -13,7 +13,8 @@ namespace flash::detail {
 // kSuccess; otherwise records a detailed message (fail) and returns the status.
 Status check_arguments(const FlashAttentionParams& params, FwdArgs* args);
 
-// Checks that a CUDA device is current and is SM90 (compute capability 9.0); fills args->device.
+// Checks that a CUDA device is current and is SM90 (compute capability 9.0); fills args->device
+// and args->num_sms.
 Status check_device(FwdArgs* args);
 
 // Records `message` as the calling thread's last error and returns `status`.

@@ -1,6 +1,7 @@
 // Epilogue of the SM90 forward kernel: O is normalised by the row sums, converted to the output
-// type, staged in shared memory with stmatrix and written by one TMA store (which clips the rows
-// past seqlen_q); the LSE goes straight from registers to global memory.
+// type, staged in Q's shared memory with stmatrix and written by one TMA store (which clips the rows
+// past seqlen_q), after which barrier_o frees Q's buffer for the next tile; the LSE goes straight
+// from registers to global memory.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -84,7 +85,8 @@ struct EpilogueFwdSm90 {
       auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(p.tma_o, tOsO, tOgO);
       tma_store_arrive();
-      tma_store_wait<0>();
+      tma_store_wait<0>();   // the store has read Q's buffer: the producer may load the next Q
+      storage.barrier_o.arrive();
     }
   }
 };

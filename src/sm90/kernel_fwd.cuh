@@ -1,5 +1,6 @@
-// The SM90 forward kernel: a producer warpgroup that loads and consumer warpgroups that compute
-// and store. Everything else lives in the mainloop, epilogue and scheduler it is built from.
+// The SM90 forward kernel, persistent: a producer warpgroup that loads and consumer warpgroups
+// that compute and store, both walking the scheduler's tiles. Everything else lives in the
+// mainloop, epilogue and scheduler it is built from.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -35,7 +36,7 @@ struct FwdKernelSm90 {
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
     int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
     return {Mainloop::to_underlying_arguments(args), Epilogue::to_underlying_arguments(args),
-            {num_m_blocks, args.num_heads, args.batch}};
+            Scheduler::make_params(num_m_blocks, args.num_heads, args.batch)};
   }
 
   CUTE_DEVICE void operator()(Params const& params, char* smem) {
@@ -48,6 +49,7 @@ struct FwdKernelSm90 {
       Mainloop::prefetch_tma_descriptors(params.mainloop);
       Epilogue::prefetch_tma_descriptors(params.epilogue);
       storage.barrier_q.init(1);
+      storage.barrier_o.init(1);
     }
     typename Pipeline::Params pipeline_params;
     pipeline_params.transaction_bytes = Traits::kTmaBytesKV;
@@ -60,34 +62,49 @@ struct FwdKernelSm90 {
     cutlass::arch::fence_barrier_init();
     __syncthreads();
 
-    TileCoord const tile = Scheduler::tile(params.scheduler);
-    int const n_end = params.mainloop.mask.n_block_end(tile.m_block);
-
+    // Both roles walk the same tiles; `iteration` counts them and gives the barrier phases.
     if (warp_group == int(WarpGroupRole::kProducer)) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegisters>();
-      if (warp == 0 && lane_predicate && n_end > 0) {
+      if (warp == 0 && lane_predicate) {
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
-        Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, n_end);
+        int iteration = 0;
+        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+          TileCoord const tile = Scheduler::coord(params.scheduler, t);
+          // Q's buffer holds the last tile's O until its TMA store has read it.
+          auto wait_q_buffer = [&storage, iteration] {
+            if (iteration > 0) storage.barrier_o.wait((iteration - 1) & 1);
+          };
+          Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile,
+                         params.mainloop.mask.n_block_end(tile.m_block), wait_q_buffer);
+          ++iteration;
+        }
         pipeline_k.producer_tail(state);
         pipeline_v.producer_tail(state);
       }
     } else {
       cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegisters>();
       int const thread_idx = threadIdx.x - Traits::kThreadsPerWarpGroup;
-      typename Traits::TiledMmaPV mma_pv;
-      Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
-      constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
-      OnlineSoftmax<kRows> softmax;
-      if (n_end > 0) {
-        PipelineState state;
-        Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, n_end);
-      } else {
-        clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
+      PipelineState state;
+      int iteration = 0;
+      for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+        TileCoord const tile = Scheduler::coord(params.scheduler, t);
+        int const n_end = params.mainloop.mask.n_block_end(tile.m_block);
+        typename Traits::TiledMmaPV mma_pv;
+        Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
+        constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
+        OnlineSoftmax<kRows> softmax;
+        storage.barrier_q.wait(iteration & 1);
+        if (n_end > 0) {
+          Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, n_end);
+        } else {
+          clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
+        }
+        float o_scale[kRows];
+        float lse[kRows];
+        softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
+        Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile);
+        ++iteration;
       }
-      float o_scale[kRows];
-      float lse[kRows];
-      softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
-      Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile);
     }
   }
 };

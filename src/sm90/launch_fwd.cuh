@@ -18,15 +18,17 @@ using namespace flash::sm90;
 template <class Element, int kHeadDim>
 Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
   using Traits = FwdTraits<Element, kHeadDim>;
-  using Kernel = FwdKernelSm90<Traits, MainloopFwdSm90<Traits>, EpilogueFwdSm90<Traits>, SingleTileScheduler>;
+  using Kernel = FwdKernelSm90<Traits, MainloopFwdSm90<Traits>, EpilogueFwdSm90<Traits>, StaticPersistentScheduler>;
   auto kernel = &fwd_kernel_sm90<Kernel>;
 
   int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   int64_t const num_tiles = int64_t(num_m_blocks) * args.num_heads * args.batch;
-  if (num_tiles > INT32_MAX) {
+  // Tile indices are int and step by the grid size: half the int range leaves room for the step.
+  constexpr int64_t kMaxTiles = INT32_MAX / 2;
+  if (num_tiles > kMaxTiles) {
     return fail(kErrorSizeOverflow, "batch_size * num_heads * ceil(seqlen_q / " + std::to_string(Traits::kBlockM) +
-                                        ") = " + std::to_string(num_tiles) + " tiles exceeds the grid limit of " +
-                                        std::to_string(INT32_MAX));
+                                        ") = " + std::to_string(num_tiles) + " tiles exceeds the tile-index limit of " +
+                                        std::to_string(kMaxTiles));
   }
 
   typename Kernel::Params params = Kernel::to_underlying_arguments(args);
@@ -35,7 +37,8 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
                                        std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
   }
-  kernel<<<dim3(uint32_t(num_tiles)), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
+  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms);
+  kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
     return fail(kErrorCudaFailure, std::string("kernel launch failed: ") + cudaGetErrorString(err));

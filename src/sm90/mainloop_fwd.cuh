@@ -1,7 +1,7 @@
 // Mainloop of the SM90 forward kernel: the producer's TMA loads and the consumers' wgmma GEMMs
 // with the online softmax between them.
 //
-// Producer (one elected thread): Q once, then K and V of each key block, last block first,
+// Producer (one elected thread): per tile, Q, then K and V of each key block, last block first,
 // through two rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty:
 // consumers are done).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
@@ -82,9 +82,13 @@ struct MainloopFwdSm90 {
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
   }
 
-  // Producer, one thread: Q, then K and V of blocks n_end-1 down to 0.
+  // Producer, one thread: K and V of blocks n_end-1 down to 0, and Q after the first block's K and
+  // V: Q's buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks
+  // until it is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so
+  // the consumers, which always wait for it, stay in step with the producer.
+  template <class WaitQBuffer>
   CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
-                               SharedStorage& storage, TileCoord tile, int n_end) {
+                               SharedStorage& storage, TileCoord tile, int n_end, WaitQBuffer const& wait_q_buffer) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
     Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
@@ -100,15 +104,27 @@ struct MainloopFwdSm90 {
     auto [tKgK, tKsK] = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
-    storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
-    copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
+    bool q_issued = false;
     for (int n_block = n_end - 1; n_block >= 0; --n_block) {
       pipeline_k.producer_acquire(state);
       copy(p.tma_k.with(*pipeline_k.producer_get_barrier(state), 0), tKgK(_, n_block), tKsK(_, state.index()));
       pipeline_v.producer_acquire(state);
       copy(p.tma_v.with(*pipeline_v.producer_get_barrier(state), 0), tVgV(_, n_block), tVsV(_, state.index()));
       ++state;
+      if (!q_issued) {
+        load_q(p, storage, tQgQ, tQsQ, wait_q_buffer);
+        q_issued = true;
+      }
     }
+    if (!q_issued) load_q(p, storage, tQgQ, tQsQ, wait_q_buffer);
+  }
+
+  template <class TensorG, class TensorS, class WaitQBuffer>
+  CUTE_DEVICE static void load_q(Params const& p, SharedStorage& storage, TensorG const& tQgQ, TensorS& tQsQ,
+                                 WaitQBuffer const& wait_q_buffer) {
+    wait_q_buffer();
+    storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
+    copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
   }
 
   // Consumer warpgroup `w` waits for its turn to issue GEMMs, then hands the turn to the next one.
@@ -125,7 +141,7 @@ struct MainloopFwdSm90 {
   }
 
   // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
-  // Requires n_end > 0.
+  // Requires n_end > 0 and Q in shared memory.
   template <class FragO, class Softmax>
   CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
                               FragO& tOrO, Softmax& softmax, int thread_idx, SharedStorage& storage, TileCoord tile,
@@ -158,7 +174,6 @@ struct MainloopFwdSm90 {
 
     // The last warpgroup gives the first one the first turn.
     if (warp_group == Traits::kNumMmaWarpGroups - 1) scheduler_pass(warp_group);
-    storage.barrier_q.wait(0);
 
     int n_block = n_end - 1;
     PipelineState state_v = state;

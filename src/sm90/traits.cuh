@@ -108,7 +108,8 @@ struct FwdTraits {
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> q;   // Q, then O
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> k;
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> v;
-    alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;
+    alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;   // Q of the current tile landed
+    cutlass::arch::ClusterBarrier barrier_o;   // the last tile's O store has read Q's buffer: reload it
     typename Pipeline::SharedStorage pipeline_k;
     typename Pipeline::SharedStorage pipeline_v;
   };
