@@ -37,7 +37,7 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
                                        std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
   }
-  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms);
+  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, args.is_causal);
   kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();
   if (err != cudaSuccess) {

@@ -13,15 +13,15 @@ struct TileCoord {
   int batch;
 };
 
-// Persistent grid of at most one CTA per SM; CTA c takes tiles c, c + grid, c + 2 grid, ... so that a
-// CTA's next tile reuses its shared-memory pipeline and the producer loads it while the consumers
-// finish the last one.
+// Tiles c, c + grid, c + 2 grid, ... go to CTA c. With a persistent grid (one CTA per SM) a CTA's
+// next tile reuses its shared-memory pipeline and the producer loads it while the consumers finish
+// the last one.
 // Tile order: query blocks vary fastest, so the tiles in flight share one head's K and V, which L2
 // holds, instead of each wave streaming every head's K and V from DRAM again (measured on H100, bf16
 // d128 MHA, 8 x 2k tokens: 362 TFLOP/s with heads fastest, DRAM-bound, 619 with query blocks
 // fastest). Heads come next, so query heads that share a KV head run together. Within a head the
-// last query blocks come first: under a causal mask they see the most keys, and the stride between a
-// CTA's tiles then spreads long and short ones over every CTA.
+// last query blocks come first: under a causal mask they see the most keys, so the longest tiles
+// start first.
 struct StaticPersistentScheduler {
   struct Params {
     int num_m_blocks;
@@ -34,7 +34,15 @@ struct StaticPersistentScheduler {
     return {num_m_blocks, num_heads, batch, num_m_blocks * num_heads * batch};
   }
 
-  static int grid_size(Params const& p, int num_sms) { return p.num_tiles < num_sms ? p.num_tiles : num_sms; }
+  // Non-causal tiles all cost the same, so one CTA per SM walking every grid-th tile is balanced.
+  // Causal tiles do not: a static stride gave some CTAs only long tiles (at d64 4k there are 22
+  // query blocks per head and 132 = 6 x 22 SMs, so each CTA kept one query block throughout) and
+  // measured up to 40% slower than one CTA per tile, where the hardware hands the next tile to
+  // whichever SM frees first. Causal launches therefore get one CTA per tile; the same loop then
+  // runs once per CTA.
+  static int grid_size(Params const& p, int num_sms, bool is_causal) {
+    return is_causal || p.num_tiles < num_sms ? p.num_tiles : num_sms;
+  }
 
   CUTE_DEVICE static int first_tile() { return blockIdx.x; }
   CUTE_DEVICE static int next_tile(int tile) { return tile + gridDim.x; }
