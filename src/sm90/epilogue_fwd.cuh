@@ -1,7 +1,8 @@
 // Epilogue of the SM90 forward kernel: O is normalised by the row sums, converted to the output
-// type, staged in Q's shared memory with stmatrix and written by one TMA store (which clips the rows
-// past seqlen_q), after which barrier_o frees Q's buffer for the next tile; the LSE goes straight
-// from registers to global memory.
+// type, staged in shared memory with stmatrix and written by one TMA store (which clips the rows
+// past seqlen_q); the LSE goes straight from registers to global memory. O is staged in its own
+// buffer, whose last store is waited for before it is rewritten, or in Q's buffer, which the store
+// then frees for the next tile's Q (barrier_q_free).
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -60,8 +61,14 @@ struct EpilogueFwdSm90 {
     Tensor tOrO_out = make_tensor<Element>(tOrO.layout());
     convert_fragment(tOrO, tOrO_out);
 
-    // Each consumer warpgroup writes only the rows of Q it read itself, after its last GEMM.
-    Tensor sO = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutO{});   // (M, d)
+    if constexpr (Traits::kSeparateO) {
+      // The last tile's store must have read the O buffer before it is rewritten.
+      store_tail(thread_idx);
+      cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
+    }
+    // In Q's buffer, each consumer warpgroup writes only the rows of Q it read itself, after its
+    // last GEMM.
+    Tensor sO = make_tensor(make_smem_ptr(storage.o_buffer()), SmemLayoutO{});   // (M, d)
     auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, TiledMmaPV{});
     auto thr_copy = smem_copy.get_thread_slice(thread_idx);
     copy(smem_copy, thr_copy.retile_S(tOrO_out), thr_copy.partition_D(sO));
@@ -85,9 +92,17 @@ struct EpilogueFwdSm90 {
       auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(p.tma_o, tOsO, tOgO);
       tma_store_arrive();
-      tma_store_wait<0>();   // the store has read Q's buffer: the producer may load the next Q
-      storage.barrier_o.arrive();
+      if constexpr (!Traits::kSeparateO) {
+        tma_store_wait<0>();   // the store has read Q's buffer: the producer may load the next Q
+        storage.barrier_q_free.arrive();
+      }
     }
+  }
+
+  // The thread that issues the stores waits until the last one has read shared memory: before the
+  // O buffer is rewritten and before the CTA exits.
+  CUTE_DEVICE static void store_tail(int thread_idx) {
+    if (thread_idx == 0) tma_store_wait<0>();
   }
 };
 

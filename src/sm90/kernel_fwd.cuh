@@ -49,7 +49,7 @@ struct FwdKernelSm90 {
       Mainloop::prefetch_tma_descriptors(params.mainloop);
       Epilogue::prefetch_tma_descriptors(params.epilogue);
       storage.barrier_q.init(1);
-      storage.barrier_o.init(1);
+      storage.barrier_q_free.init(Traits::kQFreeArrivals);
     }
     typename Pipeline::Params pipeline_params;
     pipeline_params.transaction_bytes = Traits::kTmaBytesKV;
@@ -70,9 +70,8 @@ struct FwdKernelSm90 {
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
           TileCoord const tile = Scheduler::coord(params.scheduler, t);
-          // Q's buffer holds the last tile's O until its TMA store has read it.
           auto wait_q_buffer = [&storage, iteration] {
-            if (iteration > 0) storage.barrier_o.wait((iteration - 1) & 1);
+            if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
           };
           Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile,
                          params.mainloop.mask.n_block_end(tile.m_block), wait_q_buffer);
@@ -99,12 +98,14 @@ struct FwdKernelSm90 {
         } else {
           clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
         }
+        if constexpr (Traits::kSeparateO) storage.barrier_q_free.arrive();   // done with Q
         float o_scale[kRows];
         float lse[kRows];
         softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
         Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile);
         ++iteration;
       }
+      Epilogue::store_tail(thread_idx);
     }
   }
 };

@@ -7,6 +7,8 @@
 
 #include <cute/tensor.hpp>
 
+#include "sm90/utils.cuh"
+
 namespace flash::sm90 {
 
 template <int kBlockM, int kBlockN>
@@ -39,18 +41,23 @@ struct FwdMask {
   }
 
   // Sets the scores of keys a row does not see to -inf. tScS holds each score's (row, col)
-  // coordinate inside the (kBlockM, kBlockN) tile, in the same order as tSrS.
+  // coordinate inside the (kBlockM, kBlockN) tile, in the same order as tSrS. Each thread's rows
+  // are whole in the (rows, cols) view, so the column limit is computed once per row and each
+  // score costs one compare.
   template <class TensorS, class TensorC>
   CUTE_DEVICE void apply(TensorS& tSrS, TensorC const& tScS, int m_block, int n_block) const {
-    int const row0 = m_block * kBlockM;
+    Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
+    Tensor coords = make_tensor(tScS.data(), rowcol_layout(tScS.layout()));
     int const col0 = n_block * kBlockN;
-    int const diagonal = seqlen_k - seqlen_q + 1;
+    int const diagonal = seqlen_k - seqlen_q + 1 - col0;   // row + diagonal: first unseen column
     CUTE_UNROLL
-    for (int i = 0; i < size(tSrS); ++i) {
-      int const row = row0 + get<0>(tScS(i));
-      int const col = col0 + get<1>(tScS(i));
-      int const limit = is_causal ? min(seqlen_k, row + diagonal) : seqlen_k;
-      if (col >= limit) tSrS(i) = -INFINITY;
+    for (int r = 0; r < size<0>(scores); ++r) {
+      int const row = m_block * kBlockM + get<0>(coords(r, 0));
+      int const limit = is_causal ? min(seqlen_k - col0, row + diagonal) : seqlen_k - col0;
+      CUTE_UNROLL
+      for (int c = 0; c < size<1>(scores); ++c) {
+        if (get<1>(coords(r, c)) >= limit) scores(r, c) = -INFINITY;
+      }
     }
   }
 };

@@ -19,6 +19,7 @@ struct TilePlan {
   int producer_registers;   // setmaxnreg budgets: 128 x (producer + consumers x consumer) <= 65536
   int consumer_registers;
   bool scheduler_barrier;   // consumer warpgroups issue their GEMMs in turn
+  bool separate_o;          // O is staged in its own buffer (else in Q's), so the next Q loads during the epilogue
 };
 
 // One choice per head dim, each with its reason (measured on H100, bf16, FA3-paper grid, in one
@@ -27,19 +28,21 @@ constexpr TilePlan tile_plan(int head_dim) {
   // hdim 64 is exp-bound: a third consumer warpgroup (192 rows) gives the scheduler one more
   // softmax to overlap with GEMMs: 525 TFLOP/s at 16k non-causal, 538 causal, against 488 and 490
   // with 128 rows (short causal sequences lose ~10%: 173 against 190 at 512). Q 24 KB + K,V
-  // 2 x 2 x 16 KB. 128 x 32 + 384 x 160 registers = 65536.
-  if (head_dim <= 64) return {192, 128, 2, 32, 160, true};
-  // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB = 160 KB; S and O take 64 fp32 registers each per thread.
+  // 2 x 2 x 16 KB + O 24 KB. 128 x 32 + 384 x 160 registers = 65536.
+  if (head_dim <= 64) return {192, 128, 2, 32, 160, true, true};
+  // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB + O 32 KB = 192 KB; S and O take 64 fp32 registers each
+  // per thread.
   // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
   // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
   // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
-  if (head_dim <= 128) return {128, 128, 2, 32, 232, true};
+  if (head_dim <= 128) return {128, 128, 2, 32, 232, true, true};
   // hdim 256: O alone takes 128 fp32 registers per thread. 128 x 64 measured 758 TFLOP/s at 16k
   // non-causal and 750 causal against 502 and 508 with 128 x 80 (FA3's tile); the scheduler barrier
-  // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB. 32/232 registers fit
+  // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB leaves no room for a
+  // separate O buffer: O is staged in Q's. 32/232 registers fit
   // without spills here (128 x 80 needed 240 and still spilled) and measured equal or faster than
   // 24/240 (which spilled 20 bytes of the producer's coordinates).
-  return {128, 64, 2, 32, 232, false};
+  return {128, 64, 2, 32, 232, false, false};
 }
 
 enum class WarpGroupRole : int {
@@ -96,9 +99,11 @@ struct FwdTraits {
   using SmemLayoutVt = decltype(composition(
       SmemLayoutKV{},
       make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
-  // O is staged for the TMA store in Q's buffer, with Q's layout: each consumer warpgroup then
-  // overwrites only the rows of Q that it alone has read.
+  // O is staged for the TMA store with Q's layout, in its own buffer where shared memory allows
+  // (the next tile's Q then loads during the epilogue), else in Q's buffer: each consumer warpgroup
+  // then overwrites only the rows of Q that it alone has read.
   using SmemLayoutO = SmemLayoutQ;
+  static constexpr bool kSeparateO = kPlan.separate_o;
 
   using Pipeline = cutlass::PipelineTmaAsync<kStages>;
   using PipelineState = typename Pipeline::PipelineState;
@@ -106,14 +111,21 @@ struct FwdTraits {
   static constexpr uint32_t kTmaBytesKV = kBlockN * kHeadDim * sizeof(Element);
 
   struct SharedStorage {
-    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> q;   // Q, then O
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> q;   // Q (and O without kSeparateO)
+    cute::array_aligned<Element, kSeparateO ? cute::cosize_v<SmemLayoutO> : 1, 1024> o;
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> k;
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> v;
     alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;   // Q of the current tile landed
-    cutlass::arch::ClusterBarrier barrier_o;   // the last tile's O store has read Q's buffer: reload it
+    // Q's buffer may be reloaded: the consumers' last GEMM with it is done (kSeparateO), or the last
+    // tile's O store has read it (O staged in Q's buffer).
+    cutlass::arch::ClusterBarrier barrier_q_free;
     typename Pipeline::SharedStorage pipeline_k;
     typename Pipeline::SharedStorage pipeline_v;
+
+    CUTE_DEVICE Element* o_buffer() { return kSeparateO ? o.data() : q.data(); }
   };
+  // Arrivals that complete barrier_q_free: every consumer thread, or the one that issued the store.
+  static constexpr int kQFreeArrivals = kSeparateO ? kNumMmaThreads : 1;
   static constexpr int kSharedStorageBytes = sizeof(SharedStorage);
   static_assert(kSharedStorageBytes <= 227 * 1024, "shared memory plan exceeds the SM90 limit");
 };
