@@ -81,6 +81,20 @@ std::string set_int(const std::string& flag, const std::string& value, int min_v
   return {};
 }
 
+// set_int for a shape field, remembering that a flag set it.
+std::string set_shape(const std::string& flag, const std::string& value, int min_value, int* field,
+                      ShapeFlag* given) {
+  std::string error = set_int(flag, value, min_value, field);
+  if (error.empty()) *given = ShapeFlag{flag, *field};
+  return error;
+}
+
+std::string set_path(const std::string& flag, const std::string& value, std::string* field) {
+  if (value.empty()) return invalid(flag, value, "a file path");
+  *field = value;
+  return {};
+}
+
 constexpr int kMinExtent = 1;   // batch, sequence lengths, heads, head dim, timed launches
 constexpr int kMinWarmup = 0;
 
@@ -99,35 +113,36 @@ const Flag kFlags[] = {
      }},
     {"--batch", "N", "batch size",
      [](const std::string& flag, const std::string& value, ParseState* state) {
-       return set_int(flag, value, kMinExtent, &state->options.batch);
+       return set_shape(flag, value, kMinExtent, &state->options.batch, &state->options.explicit_shape.batch);
      }},
     {"--seqlen", "N", "query and key sequence length",
      [](const std::string& flag, const std::string& value, ParseState* state) {
-       std::string error = set_int(flag, value, kMinExtent, &state->options.seqlen_q);
-       state->options.seqlen_k = state->options.seqlen_q;
+       ExplicitShape& given = state->options.explicit_shape;
+       std::string error = set_shape(flag, value, kMinExtent, &state->options.seqlen_q, &given.seqlen_q);
+       if (error.empty()) error = set_shape(flag, value, kMinExtent, &state->options.seqlen_k, &given.seqlen_k);
        return error;
      }},
     {"--seqlen-q", "N", "query sequence length",
      [](const std::string& flag, const std::string& value, ParseState* state) {
-       return set_int(flag, value, kMinExtent, &state->options.seqlen_q);
+       return set_shape(flag, value, kMinExtent, &state->options.seqlen_q, &state->options.explicit_shape.seqlen_q);
      }},
     {"--seqlen-k", "N", "key/value sequence length",
      [](const std::string& flag, const std::string& value, ParseState* state) {
-       return set_int(flag, value, kMinExtent, &state->options.seqlen_k);
+       return set_shape(flag, value, kMinExtent, &state->options.seqlen_k, &state->options.explicit_shape.seqlen_k);
      }},
     {"--heads", "N", "query heads (with an MHA preset and no --heads-k, also the KV heads)",
      [](const std::string& flag, const std::string& value, ParseState* state) {
        state->heads_given = true;
-       return set_int(flag, value, kMinExtent, &state->options.heads);
+       return set_shape(flag, value, kMinExtent, &state->options.heads, &state->options.explicit_shape.heads);
      }},
     {"--heads-k", "N", "key/value heads (a divisor of --heads: MHA, GQA, MQA)",
      [](const std::string& flag, const std::string& value, ParseState* state) {
        state->heads_k_given = true;
-       return set_int(flag, value, kMinExtent, &state->options.heads_k);
+       return set_shape(flag, value, kMinExtent, &state->options.heads_k, &state->options.explicit_shape.heads_k);
      }},
     {"--head-dim", "N", "head dimension",
      [](const std::string& flag, const std::string& value, ParseState* state) {
-       return set_int(flag, value, kMinExtent, &state->options.head_dim);
+       return set_shape(flag, value, kMinExtent, &state->options.head_dim, &state->options.explicit_shape.head_dim);
      }},
     {"--dtype", "TYPE", "input type: fp16, bf16 or fp8 (e4m3)",
      [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
@@ -198,6 +213,27 @@ const Flag kFlags[] = {
        }
        state->options.seed = parsed;
        return {};
+     }},
+    {"--load-q", "PATH", "read q from a .npy file [batch, seqlen_q, heads, head_dim] (with --load-k, --load-v; "
+                         "the files set the shape)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_path(flag, value, &state->options.load_q);
+     }},
+    {"--load-k", "PATH", "read k from a .npy file [batch, seqlen_k, heads_k, head_dim]",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_path(flag, value, &state->options.load_k);
+     }},
+    {"--load-v", "PATH", "read v from a .npy file (the shape of k)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_path(flag, value, &state->options.load_v);
+     }},
+    {"--save-out", "PATH", "write the output to a .npy file (fp16 '<f2'; bf16 as raw bits '<u2')",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_path(flag, value, &state->options.save_out);
+     }},
+    {"--save-lse", "PATH", "write the LSE to a .npy file ('<f4' [batch, heads, seqlen_q]); implies --lse",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_path(flag, value, &state->options.save_lse);
      }},
 };
 
@@ -276,6 +312,16 @@ ParseResult parse_cli(int argc, const char* const* argv) {
   if (state.heads_given && !state.heads_k_given && state.preset->heads == state.preset->heads_k) {
     state.options.heads_k = state.options.heads;
   }
+  const CliOptions& o = state.options;
+  const int loads = !o.load_q.empty() + !o.load_k.empty() + !o.load_v.empty();
+  if (loads != 0 && loads != 3) {
+    std::string missing;
+    if (o.load_q.empty()) missing = "--load-q";
+    if (o.load_k.empty()) missing += std::string(missing.empty() ? "" : " and ") + "--load-k";
+    if (o.load_v.empty()) missing += std::string(missing.empty() ? "" : " and ") + "--load-v";
+    return error_result("--load-q, --load-k and --load-v go together: missing " + missing);
+  }
+  if (!o.save_lse.empty()) state.options.lse = true;
 
   ParseResult result;
   result.action = ParseResult::Action::kRun;
@@ -283,12 +329,70 @@ ParseResult parse_cli(int argc, const char* const* argv) {
   return result;
 }
 
+std::string apply_loaded_shapes(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
+                                const std::vector<int64_t>& v, CliOptions* options) {
+  const auto shape_text = [](const std::vector<int64_t>& shape) {
+    std::string text = "(";
+    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + (shape.size() == 1 ? ",)" : ")");
+  };
+  const struct {
+    const char* flag;
+    const std::string& path;
+    const std::vector<int64_t>& shape;
+  } inputs[] = {{"--load-q", options->load_q, q}, {"--load-k", options->load_k, k}, {"--load-v", options->load_v, v}};
+  for (const auto& input : inputs) {
+    const std::string where = std::string(input.flag) + " " + input.path + ": ";
+    if (input.shape.size() != 4) {
+      return where + "expected 4 dimensions [batch, seqlen, heads, head_dim], got shape " + shape_text(input.shape);
+    }
+    for (const int64_t dim : input.shape) {
+      if (dim < kMinExtent || dim > INT_MAX) {
+        return where + "every dimension must be in [1, " + std::to_string(INT_MAX) + "], got shape " +
+               shape_text(input.shape);
+      }
+    }
+  }
+  const std::string qk = "--load-q " + options->load_q + " " + shape_text(q) + " and --load-k " + options->load_k +
+                         " " + shape_text(k);
+  if (q[0] != k[0]) return qk + " differ in batch (dimension 0)";
+  if (q[3] != k[3]) return qk + " differ in head_dim (dimension 3)";
+  if (q[2] % k[2] != 0) return qk + ": q's heads (dimension 2) must be a multiple of k's";
+  if (k != v) {
+    return "--load-k " + options->load_k + " " + shape_text(k) + " and --load-v " + options->load_v + " " +
+           shape_text(v) + " must have the same shape";
+  }
+
+  const ExplicitShape& given = options->explicit_shape;
+  const struct {
+    const ShapeFlag& flag;
+    int64_t loaded;
+    const char* what;
+  } fields[] = {{given.batch, q[0], "batch"},      {given.seqlen_q, q[1], "seqlen_q"},
+                {given.seqlen_k, k[1], "seqlen_k"}, {given.heads, q[2], "heads"},
+                {given.heads_k, k[2], "heads_k"},   {given.head_dim, q[3], "head_dim"}};
+  for (const auto& field : fields) {
+    if (!field.flag.flag.empty() && field.flag.value != field.loaded) {
+      return field.flag.flag + " " + std::to_string(field.flag.value) + " conflicts with the loaded inputs (" +
+             field.what + " " + std::to_string(field.loaded) + " in " + qk + "); the files set the shape";
+    }
+  }
+  options->batch = static_cast<int>(q[0]);
+  options->seqlen_q = static_cast<int>(q[1]);
+  options->seqlen_k = static_cast<int>(k[1]);
+  options->heads = static_cast<int>(q[2]);
+  options->heads_k = static_cast<int>(k[2]);
+  options->head_dim = static_cast<int>(q[3]);
+  return {};
+}
+
 std::string usage_text(const std::string& program) {
   constexpr int kFlagColumn = 22;
   std::ostringstream out;
   out << "Usage: " << program << " [options]\n\n"
-      << "Runs FlashAttention forward once on the current SM90 GPU with random inputs, checks that\n"
-      << "every output was written, compares it with a CPU double-precision reference and times it.\n\n"
+      << "Runs FlashAttention forward once on the current SM90 GPU with random inputs (or q, k, v read\n"
+      << "from .npy files), checks that every output was written, compares it with a CPU\n"
+      << "double-precision reference and times it.\n\n"
       << "Options:\n";
   for (const Flag& flag : kFlags) {
     std::string left = std::string("  ") + flag.name + (flag.value_name ? std::string(" ") + flag.value_name : "");
@@ -305,8 +409,12 @@ std::string usage_text(const std::string& program) {
         << ", heads-k " << p.heads_k << ", head-dim " << p.head_dim << ", " << host::dtype_name(p.dtype) << ", "
         << (p.causal ? "causal" : "non-causal") << "\n";
   }
-  out << "\nExit status: 0 success; 1 no SM90 device, library error or failed check; "
-      << kExitUsageError << " bad command line.\n";
+  out << "\n.npy files: '<f2' (float16) and '<f4' (float32) are rounded to the run's dtype (nearest even) when\n"
+      << "they are not its own type; bf16 is stored as '<u2' holding the raw bf16 bits (read it back with\n"
+      << "np.load(p).view(ml_dtypes.bfloat16)), fp8 as '|u1' raw e4m3 bytes. The output is saved in the run's\n"
+      << "output dtype, [batch, seqlen_q, heads, head_dim].\n";
+  out << "\nExit status: 0 success; 1 no SM90 device, unreadable input file, library error or failed check; "
+      << kExitUsageError << " bad command line (loaded shapes that disagree included).\n";
   return out.str();
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flash_api.h"
 
@@ -17,7 +18,18 @@ constexpr int kDefaultIters = 20;
 constexpr int kDefaultWarmup = 5;
 constexpr uint64_t kDefaultSeed = 1;
 
-// Shape, dtype and causal come from the preset unless a flag sets them.
+// A shape field set by an explicit flag (not by a preset): loaded inputs must agree with it.
+struct ShapeFlag {
+  std::string flag;   // the flag that set it last ("--seqlen" sets both sequence lengths); empty: not given
+  int value = 0;
+};
+
+struct ExplicitShape {
+  ShapeFlag batch, seqlen_q, seqlen_k, heads, heads_k, head_dim;
+};
+
+// Shape, dtype and causal come from the preset unless a flag sets them; with --load-q/k/v the
+// shape comes from the files instead (apply_loaded_shapes).
 struct CliOptions {
   std::string preset;
   int batch = 0;
@@ -35,6 +47,14 @@ struct CliOptions {
   int warmup = kDefaultWarmup;   // untimed launches before them
   std::string json_path;         // empty: no JSON report
   uint64_t seed = kDefaultSeed;  // of the random inputs and of the sampled check rows
+  std::string load_q;            // .npy inputs [batch, seqlen, heads, head_dim]: all three or none
+  std::string load_k;
+  std::string load_v;
+  std::string save_out;          // empty: the output is not saved
+  std::string save_lse;          // empty: the LSE is not saved; otherwise lse is true
+  ExplicitShape explicit_shape;  // shape flags given on the command line
+
+  bool loads_inputs() const { return !load_q.empty(); }
 };
 
 struct ParseResult {
@@ -47,6 +67,13 @@ struct ParseResult {
 // Parses argv[1..argc). The default preset ("seed") is applied first, then --preset (the last one
 // given) wherever it appears, then every other flag in order, so explicit flags override the preset.
 ParseResult parse_cli(int argc, const char* const* argv);
+
+// With --load-q/k/v: checks the shapes read from the three files ([batch, seqlen, heads,
+// head_dim] each; equal batch and head_dim, k and v the same shape, q's heads a multiple of k's)
+// and against every explicit shape flag, then makes them the problem shape. Returns an error
+// naming the file(s) or the flag, or an empty string. Pure: the caller reads the files.
+std::string apply_loaded_shapes(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
+                                const std::vector<int64_t>& v, CliOptions* options);
 
 // The --help text: every flag with its default, and the presets.
 std::string usage_text(const std::string& program);

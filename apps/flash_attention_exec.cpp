@@ -1,9 +1,12 @@
-// flash_attention_exec: runs FlashAttention forward through the public API on random inputs,
-// checks that every output was written and matches the CPU double reference, and times it.
-// Exit status: 0 success; 1 no SM90 device, library error or failed check; 2 bad command line.
+// flash_attention_exec: runs FlashAttention forward through the public API on random inputs (or
+// q, k, v read from .npy files), checks that every output was written and matches the CPU double
+// reference, and times it; optionally saves the output and the LSE as .npy.
+// Exit status: 0 success; 1 no SM90 device, unreadable input file, library error or failed check;
+// 2 bad command line (loaded shapes that disagree with each other or with a shape flag included).
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "forward_runner.h"
 #include "host/host_tensor.h"
 #include "json_report.h"
+#include "npy_io.h"
 #include "reference/attention_ref.h"
 #include "reference_check.h"
 
@@ -64,6 +68,38 @@ struct Report {
 
 void fail_line(const std::string& reason) { std::cerr << kProgram << ": " << reason << "\n"; }
 
+// Stored elements of q, k and v read with --load-q/k/v; empty when the inputs are random.
+struct LoadedInputs {
+  std::vector<uint16_t> q;
+  std::vector<uint16_t> k;
+  std::vector<uint16_t> v;
+};
+
+// Reads the three files, makes their shapes the problem shape (*options) and converts them to the
+// run's dtype. Throws std::runtime_error on unreadable files; returns false with *shape_error set
+// when the shapes disagree (with each other or with a shape flag).
+bool load_inputs(CliOptions* options, LoadedInputs* loaded, std::string* shape_error) {
+  const flash::npy::Array q = flash::npy::read(options->load_q);
+  const flash::npy::Array k = flash::npy::read(options->load_k);
+  const flash::npy::Array v = flash::npy::read(options->load_v);
+  *shape_error = flash::cli::apply_loaded_shapes(q.shape, k.shape, v.shape, options);
+  if (!shape_error->empty()) return false;
+  const struct {
+    const flash::npy::Array& array;
+    const std::string& path;
+    std::vector<uint16_t>* bits;
+  } inputs[] = {{q, options->load_q, &loaded->q}, {k, options->load_k, &loaded->k}, {v, options->load_v, &loaded->v}};
+  for (const auto& input : inputs) {
+    bool converted = false;
+    *input.bits = flash::npy::to_elements(input.array, options->dtype, input.path, &converted);
+    if (converted) {
+      std::cerr << kProgram << ": note: " << input.path << " holds '" << flash::npy::descr(input.array.type)
+                << "'; rounded to " << flash::host::dtype_name(options->dtype) << " (nearest, ties to even)\n";
+    }
+  }
+  return true;
+}
+
 void print_stats(const char* label, const flash::host::ErrorStats& stats) {
   std::printf("  %-4s rel_l2 %.3e  max_abs %.3e  non-finite %lld of %lld\n", label, stats.rel_l2, stats.max_abs,
               static_cast<long long>(stats.nonfinite), static_cast<long long>(stats.count));
@@ -73,6 +109,11 @@ void print_report(const CliOptions& o, const Report& r) {
   std::printf("gpu      %s\n", r.gpu.c_str());
   std::printf("shape    batch %d  seqlen_q %d  seqlen_k %d  heads %d  heads_k %d  head_dim %d\n", o.batch, o.seqlen_q,
               o.seqlen_k, o.heads, o.heads_k, o.head_dim);
+  if (o.loads_inputs()) {
+    std::printf("inputs   %s, %s, %s\n", o.load_q.c_str(), o.load_k.c_str(), o.load_v.c_str());
+  } else {
+    std::printf("inputs   random (seed %llu)\n", static_cast<unsigned long long>(o.seed));
+  }
   std::printf("options  dtype %s  causal %s  scale %s  lse %s  preset %s\n", flash::host::dtype_name(o.dtype),
               o.causal ? "yes" : "no", o.scale == 0.0f ? "1/sqrt(head_dim)" : std::to_string(o.scale).c_str(),
               o.lse ? "yes" : "no", o.preset.c_str());
@@ -89,6 +130,8 @@ void print_report(const CliOptions& o, const Report& r) {
     print_stats("out", r.check.out);
     if (r.check.has_lse) print_stats("lse", r.check.lse);
   }
+  if (!o.save_out.empty()) std::printf("saved    out to %s\n", o.save_out.c_str());
+  if (!o.save_lse.empty()) std::printf("saved    lse to %s\n", o.save_lse.c_str());
   if (r.timed) {
     std::printf("time     median %.4f ms of %d launches (%d warm-up, %d input copies)\n", r.ms, o.iters, o.warmup,
                 r.copies);
@@ -119,6 +162,7 @@ std::string report_json(const CliOptions& o, const Report& r) {
       .number("softmax_scale", o.scale)
       .boolean("lse", o.lse)
       .integer("seed", static_cast<int64_t>(o.seed))
+      .string("inputs", o.loads_inputs() ? "npy" : "random")
       .integer("status_code", r.status)
       .string("status", flash::status_string(r.status))
       .string("error", r.error)
@@ -145,7 +189,7 @@ std::string report_json(const CliOptions& o, const Report& r) {
 }
 
 // Everything after a successful device query; fills *report.
-void run(const CliOptions& o, const flash::apps::DeviceInfo& device, Report* report) {
+void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::DeviceInfo& device, Report* report) {
   flash::reference::Problem problem;
   problem.batch = o.batch;
   problem.seqlen_q = o.seqlen_q;
@@ -158,12 +202,31 @@ void run(const CliOptions& o, const flash::apps::DeviceInfo& device, Report* rep
 
   const size_t q_elements = flash::apps::q_elements(problem);
   const size_t kv_elements = flash::apps::kv_elements(problem);
-  std::vector<uint16_t> q_bits, k_bits, v_bits;
+  std::vector<uint16_t> q_random, k_random, v_random;
   std::vector<double> q, k, v;
-  // Distinct seeds per tensor; the decoded values are needed only by the reference check.
-  flash::host::fill_random(o.dtype, q_elements, o.seed, &q_bits, o.check ? &q : nullptr);
-  flash::host::fill_random(o.dtype, kv_elements, o.seed + 1, &k_bits, o.check ? &k : nullptr);
-  flash::host::fill_random(o.dtype, kv_elements, o.seed + 2, &v_bits, o.check ? &v : nullptr);
+  if (o.loads_inputs()) {
+    // The decoded values are needed only by the reference check.
+    const auto decode_all = [&o](const std::vector<uint16_t>& bits, std::vector<double>* values) {
+      values->resize(bits.size());
+      for (size_t i = 0; i < bits.size(); ++i) (*values)[i] = flash::host::decode(o.dtype, bits[i]);
+    };
+    if (o.check) {
+      decode_all(loaded.q, &q);
+      decode_all(loaded.k, &k);
+      decode_all(loaded.v, &v);
+    }
+  } else {
+    // Distinct seeds per tensor; the decoded values are needed only by the reference check.
+    flash::host::fill_random(o.dtype, q_elements, o.seed, &q_random, o.check ? &q : nullptr);
+    flash::host::fill_random(o.dtype, kv_elements, o.seed + 1, &k_random, o.check ? &k : nullptr);
+    flash::host::fill_random(o.dtype, kv_elements, o.seed + 2, &v_random, o.check ? &v : nullptr);
+  }
+  const std::vector<uint16_t>& q_bits = o.loads_inputs() ? loaded.q : q_random;
+  const std::vector<uint16_t>& k_bits = o.loads_inputs() ? loaded.k : k_random;
+  const std::vector<uint16_t>& v_bits = o.loads_inputs() ? loaded.v : v_random;
+  if (q_bits.size() != q_elements || k_bits.size() != kv_elements || v_bits.size() != kv_elements) {
+    throw std::logic_error("input element counts do not match the problem shape");
+  }
 
   report->copies = flash::apps::rotation_copies(flash::apps::input_bytes(problem, o.dtype), device.l2_bytes,
                                                 o.warmup + o.iters);
@@ -179,6 +242,12 @@ void run(const CliOptions& o, const flash::apps::DeviceInfo& device, Report* rep
   std::vector<uint16_t> out;
   std::vector<float> lse;
   report->written = runner.read_outputs(&out, &lse);
+  // Saved as read back, before any check: a failing run's output is worth looking at too.
+  if (!o.save_out.empty()) {
+    flash::npy::write_elements(o.save_out, flash::host::output_dtype(o.dtype), out.data(), out.size(),
+                               {o.batch, o.seqlen_q, o.heads, o.head_dim});
+  }
+  if (!o.save_lse.empty()) flash::npy::write_float32(o.save_lse, lse.data(), lse.size(), {o.batch, o.heads, o.seqlen_q});
 
   if (o.check) {
     const flash::apps::HostInputs inputs{q.data(), k.data(), v.data()};
@@ -218,7 +287,22 @@ int main(int argc, char** argv) {
     fail_line(parsed.error);
     return flash::cli::kExitUsageError;
   }
-  const CliOptions& options = parsed.options;
+  CliOptions options = parsed.options;
+
+  // Files first: a bad input file is reported on any machine, and before minutes of GPU work.
+  LoadedInputs loaded;
+  if (options.loads_inputs()) {
+    std::string shape_error;
+    try {
+      if (!load_inputs(&options, &loaded, &shape_error)) {
+        fail_line(shape_error);
+        return flash::cli::kExitUsageError;
+      }
+    } catch (const std::exception& e) {
+      fail_line(e.what());
+      return kExitFailure;
+    }
+  }
 
   flash::apps::DeviceInfo device;
   std::string reason;
@@ -230,7 +314,7 @@ int main(int argc, char** argv) {
   Report report;
   report.gpu = device.name;
   try {
-    run(options, device, &report);
+    run(options, loaded, device, &report);
   } catch (const std::exception& e) {
     fail_line(e.what());
     return kExitFailure;

@@ -41,6 +41,10 @@ enum Status : int {
   kErrorNoDevice = 11,            // no CUDA device is visible to this thread
   kErrorUnsupportedDevice = 12,   // the current device is not SM90 (Hopper)
   kErrorCudaFailure = 13,         // a CUDA runtime call or the launch failed
+  // Codes of the C interface (flash_api_c.h) only; flash_attention_forward never returns them.
+  kErrorInvalidStruct = 14,       // the C parameter struct is null or its struct_size is too small
+  kErrorUnsupportedVersion = 15,  // the C parameter struct's version is not one this library knows
+  kErrorInternal = 16,            // an unexpected internal failure (e.g. out of host memory)
 };
 
 struct FlashAttentionParams {

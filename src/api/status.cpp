@@ -40,6 +40,9 @@ const char* status_string(int status) {
     case kErrorNoDevice: return "no CUDA device";
     case kErrorUnsupportedDevice: return "unsupported device (SM90 required)";
     case kErrorCudaFailure: return "CUDA failure";
+    case kErrorInvalidStruct: return "invalid parameter struct";
+    case kErrorUnsupportedVersion: return "unsupported parameter struct version";
+    case kErrorInternal: return "internal error";
     default: return "unknown status";
   }
 }

@@ -1,0 +1,114 @@
+/* FlashAttention forward for NVIDIA Hopper (SM90): the C interface.
+ *
+ * A plain C (C99) view of flash_api.h for callers that cannot use C++ (C programs, FFI from other
+ * languages). It exposes the same computation and the same checks: flash_c_forward converts its
+ * struct to flash::FlashAttentionParams and calls flash::flash_attention_forward.
+ *
+ * Usage:
+ *   flash_fwd_params_c params;
+ *   flash_c_params_init(&params);              (sets struct_size, version and every default)
+ *   params.q = d_q; params.k = d_k; params.v = d_v; params.out = d_out;
+ *   params.batch_size = 1; params.seqlen_q = 512; params.seqlen_k = 512;
+ *   params.num_heads = 16; params.num_heads_k = 16; params.head_dim = 128;
+ *   params.dtype = FLASH_C_DTYPE_FP16;
+ *   int32_t status = flash_c_forward(&params, stream);   (stream: a cudaStream_t, or NULL)
+ *   if (status != FLASH_C_SUCCESS)
+ *     fprintf(stderr, "%s: %s\n", flash_c_status_string(status), flash_c_last_error_message());
+ *
+ * ABI rules: every value is a fixed-width integer, a float or a pointer; enumerations are int32_t
+ * constants. The parameter struct starts with its own size and layout version, so that a library
+ * can tell which layout a caller was compiled against: a later version only appends fields.
+ */
+#ifndef FLASH_API_C_H_
+#define FLASH_API_C_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Layout version of flash_fwd_params_c described by this header. */
+#define FLASH_C_PARAMS_VERSION 1u
+
+/* Data types (flash::DataType). */
+#define FLASH_C_DTYPE_FP16 0
+#define FLASH_C_DTYPE_BF16 1
+#define FLASH_C_DTYPE_FP8_E4M3 2
+
+/* Status codes (flash::Status): 0 is success, each failure has its own code. */
+#define FLASH_C_SUCCESS 0
+#define FLASH_C_ERROR_NULL_POINTER 1           /* q, k, v or out is null */
+#define FLASH_C_ERROR_INVALID_SIZE 2           /* batch, seqlen, heads or head_dim is not positive */
+#define FLASH_C_ERROR_HEAD_RATIO 3             /* num_heads is not a multiple of num_heads_k */
+#define FLASH_C_ERROR_UNSUPPORTED_DTYPE 4      /* dtype has no kernel */
+#define FLASH_C_ERROR_UNSUPPORTED_HEAD_DIM 5   /* head_dim has no kernel for this dtype */
+#define FLASH_C_ERROR_MISALIGNED_POINTER 6     /* a tensor pointer is not 16-byte aligned */
+#define FLASH_C_ERROR_MISALIGNED_STRIDE 7      /* a stride is negative or not a multiple of 16 bytes */
+#define FLASH_C_ERROR_SIZE_OVERFLOW 8          /* an extent or offset exceeds what the kernel can address */
+#define FLASH_C_ERROR_INVALID_SCALE 9          /* softmax_scale is negative, NaN or infinite */
+#define FLASH_C_ERROR_ALIASING 10              /* out or softmax_lse overlaps an input or each other */
+#define FLASH_C_ERROR_NO_DEVICE 11             /* no CUDA device is visible to this thread */
+#define FLASH_C_ERROR_UNSUPPORTED_DEVICE 12    /* the current device is not SM90 (Hopper) */
+#define FLASH_C_ERROR_CUDA_FAILURE 13          /* a CUDA runtime call or the launch failed */
+#define FLASH_C_ERROR_INVALID_STRUCT 14        /* params is null or struct_size is too small */
+#define FLASH_C_ERROR_UNSUPPORTED_VERSION 15   /* params->version is not a known layout version */
+#define FLASH_C_ERROR_INTERNAL 16              /* unexpected internal failure (e.g. out of host memory) */
+
+/* The fields and their meaning are those of flash::FlashAttentionParams (see flash_api.h).
+ * Tensors are device memory, layout [batch, seqlen, heads, head_dim], head_dim contiguous. */
+typedef struct flash_fwd_params_c {
+  uint32_t struct_size; /* sizeof(flash_fwd_params_c) as the caller compiled it */
+  uint32_t version;     /* FLASH_C_PARAMS_VERSION as the caller compiled it */
+
+  const void* q;        /* [batch, seqlen_q, num_heads, head_dim] */
+  const void* k;        /* [batch, seqlen_k, num_heads_k, head_dim] */
+  const void* v;        /* [batch, seqlen_k, num_heads_k, head_dim] */
+  void* out;            /* [batch, seqlen_q, num_heads, head_dim], same dtype as q */
+  float* softmax_lse;   /* optional (NULL: not written), fp32 [batch, num_heads, seqlen_q] */
+
+  int32_t batch_size;
+  int32_t seqlen_q;
+  int32_t seqlen_k;
+  int32_t num_heads;    /* query heads */
+  int32_t num_heads_k;  /* key/value heads; num_heads % num_heads_k == 0 */
+  int32_t head_dim;
+
+  int32_t dtype;        /* FLASH_C_DTYPE_* */
+  int32_t is_causal;    /* 0: no mask; non-zero: causal mask aligned bottom-right */
+  float softmax_scale;  /* 0 means 1 / sqrt(head_dim) */
+  int32_t reserved0;    /* explicit padding before the strides; ignored, set to 0 by flash_c_params_init */
+
+  /* Strides in elements of the batch, row (sequence) and head dimensions; 0 means contiguous. */
+  int64_t q_batch_stride, q_row_stride, q_head_stride;
+  int64_t k_batch_stride, k_row_stride, k_head_stride;
+  int64_t v_batch_stride, v_row_stride, v_head_stride;
+  int64_t out_batch_stride, out_row_stride, out_head_stride;
+} flash_fwd_params_c;
+
+/* Fills *params with the defaults (null pointers, zero sizes, FP16, non-causal, scale 0, strides 0)
+ * and sets struct_size and version. Returns FLASH_C_SUCCESS, or FLASH_C_ERROR_INVALID_STRUCT when
+ * params is null. */
+int32_t flash_c_params_init(flash_fwd_params_c* params);
+
+/* Runs attention forward on `stream` (a cudaStream_t; NULL is the default stream), asynchronously.
+ * Returns FLASH_C_SUCCESS or a FLASH_C_ERROR_* code; a rejected call launches nothing and writes
+ * nothing. Never lets a C++ exception escape. */
+int32_t flash_c_forward(const flash_fwd_params_c* params, void* stream);
+
+/* The fixed text of a status code ("unknown status" for codes outside the list). Never null. */
+const char* flash_c_status_string(int32_t status);
+
+/* The detailed message of the calling thread's last failed call (empty after a success). Never
+ * null; valid until the thread's next call into the library. */
+const char* flash_c_last_error_message(void);
+
+/* Head dims that have a kernel for `dtype` (FLASH_C_DTYPE_*), ascending; returns how many were
+ * written (at most `capacity`) and writes nothing when `dims` is null. */
+int32_t flash_c_supported_head_dims(int32_t dtype, int32_t* dims, int32_t capacity);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FLASH_API_C_H_ */

@@ -1,0 +1,181 @@
+// The C interface (include/flash_api_c.h): checks the struct header, converts the struct to
+// flash::FlashAttentionParams and calls the C++ entry point. No exception crosses into C.
+#include "flash_api_c.h"
+
+#include <cstddef>
+#include <exception>
+#include <string>
+
+#include <cuda_runtime_api.h>
+
+#include "api/validate.h"
+#include "flash_api.h"
+
+namespace {
+
+// The C codes and data types are the C++ ones: a change on one side must fail to compile.
+static_assert(FLASH_C_SUCCESS == flash::kSuccess);
+static_assert(FLASH_C_ERROR_NULL_POINTER == flash::kErrorNullPointer);
+static_assert(FLASH_C_ERROR_INVALID_SIZE == flash::kErrorInvalidSize);
+static_assert(FLASH_C_ERROR_HEAD_RATIO == flash::kErrorHeadRatio);
+static_assert(FLASH_C_ERROR_UNSUPPORTED_DTYPE == flash::kErrorUnsupportedDtype);
+static_assert(FLASH_C_ERROR_UNSUPPORTED_HEAD_DIM == flash::kErrorUnsupportedHeadDim);
+static_assert(FLASH_C_ERROR_MISALIGNED_POINTER == flash::kErrorMisalignedPointer);
+static_assert(FLASH_C_ERROR_MISALIGNED_STRIDE == flash::kErrorMisalignedStride);
+static_assert(FLASH_C_ERROR_SIZE_OVERFLOW == flash::kErrorSizeOverflow);
+static_assert(FLASH_C_ERROR_INVALID_SCALE == flash::kErrorInvalidScale);
+static_assert(FLASH_C_ERROR_ALIASING == flash::kErrorAliasing);
+static_assert(FLASH_C_ERROR_NO_DEVICE == flash::kErrorNoDevice);
+static_assert(FLASH_C_ERROR_UNSUPPORTED_DEVICE == flash::kErrorUnsupportedDevice);
+static_assert(FLASH_C_ERROR_CUDA_FAILURE == flash::kErrorCudaFailure);
+static_assert(FLASH_C_ERROR_INVALID_STRUCT == flash::kErrorInvalidStruct);
+static_assert(FLASH_C_ERROR_UNSUPPORTED_VERSION == flash::kErrorUnsupportedVersion);
+static_assert(FLASH_C_ERROR_INTERNAL == flash::kErrorInternal);
+static_assert(FLASH_C_DTYPE_FP16 == static_cast<int>(flash::DataType::FP16));
+static_assert(FLASH_C_DTYPE_BF16 == static_cast<int>(flash::DataType::BF16));
+static_assert(FLASH_C_DTYPE_FP8_E4M3 == static_cast<int>(flash::DataType::FP8_E4M3));
+
+// Size of the version-1 layout: everything up to and including out_head_stride. A caller's
+// struct_size may be larger (a later header appends fields); it may never be smaller.
+constexpr size_t kParamsV1Size = offsetof(flash_fwd_params_c, out_head_stride) + sizeof(int64_t);
+static_assert(kParamsV1Size <= sizeof(flash_fwd_params_c));
+static_assert(sizeof(void*) != 8 || kParamsV1Size == 184, "the version-1 layout must not change");
+
+// Runs `body` and turns any escaping exception into kErrorInternal.
+template <typename Body>
+int32_t guarded(Body body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    try {
+      return flash::detail::fail(flash::kErrorInternal, std::string("internal error: ") + e.what());
+    } catch (...) {
+      return flash::kErrorInternal;
+    }
+  } catch (...) {
+    try {
+      return flash::detail::fail(flash::kErrorInternal, "internal error: unknown exception");
+    } catch (...) {
+      return flash::kErrorInternal;
+    }
+  }
+}
+
+int32_t check_header(const flash_fwd_params_c* params) {
+  if (params == nullptr) {
+    return flash::detail::fail(flash::kErrorInvalidStruct,
+                               "params is null; pass a flash_fwd_params_c set up by flash_c_params_init");
+  }
+  if (params->struct_size < kParamsV1Size) {
+    return flash::detail::fail(flash::kErrorInvalidStruct,
+                               "params->struct_size = " + std::to_string(params->struct_size) +
+                                   " is smaller than the version-1 layout (" + std::to_string(kParamsV1Size) +
+                                   " bytes); call flash_c_params_init before setting the fields");
+  }
+  if (params->version != FLASH_C_PARAMS_VERSION) {
+    return flash::detail::fail(flash::kErrorUnsupportedVersion,
+                               "params->version = " + std::to_string(params->version) +
+                                   " is not supported; this library knows version " +
+                                   std::to_string(FLASH_C_PARAMS_VERSION));
+  }
+  return flash::kSuccess;
+}
+
+flash::FlashAttentionParams to_cpp(const flash_fwd_params_c& c) {
+  flash::FlashAttentionParams p;
+  p.q = c.q;
+  p.k = c.k;
+  p.v = c.v;
+  p.out = c.out;
+  p.softmax_lse = c.softmax_lse;
+  p.batch_size = c.batch_size;
+  p.seqlen_q = c.seqlen_q;
+  p.seqlen_k = c.seqlen_k;
+  p.num_heads = c.num_heads;
+  p.num_heads_k = c.num_heads_k;
+  p.head_dim = c.head_dim;
+  // Any int32 value is representable; the checks reject the ones that name no DataType.
+  p.dtype = static_cast<flash::DataType>(c.dtype);
+  p.is_causal = c.is_causal != 0;
+  p.softmax_scale = c.softmax_scale;
+  p.q_batch_stride = c.q_batch_stride;
+  p.q_row_stride = c.q_row_stride;
+  p.q_head_stride = c.q_head_stride;
+  p.k_batch_stride = c.k_batch_stride;
+  p.k_row_stride = c.k_row_stride;
+  p.k_head_stride = c.k_head_stride;
+  p.v_batch_stride = c.v_batch_stride;
+  p.v_row_stride = c.v_row_stride;
+  p.v_head_stride = c.v_head_stride;
+  p.out_batch_stride = c.out_batch_stride;
+  p.out_row_stride = c.out_row_stride;
+  p.out_head_stride = c.out_head_stride;
+  return p;
+}
+
+}  // namespace
+
+extern "C" {
+
+int32_t flash_c_params_init(flash_fwd_params_c* params) {
+  return guarded([&]() -> int32_t {
+    flash::detail::clear_last_error();
+    if (params == nullptr) {
+      return flash::detail::fail(flash::kErrorInvalidStruct, "params is null; flash_c_params_init needs a struct to fill");
+    }
+    // The defaults are FlashAttentionParams' own, so the two interfaces cannot drift apart.
+    const flash::FlashAttentionParams defaults;
+    *params = flash_fwd_params_c{};
+    params->struct_size = static_cast<uint32_t>(sizeof(flash_fwd_params_c));
+    params->version = FLASH_C_PARAMS_VERSION;
+    params->q = defaults.q;
+    params->k = defaults.k;
+    params->v = defaults.v;
+    params->out = defaults.out;
+    params->softmax_lse = defaults.softmax_lse;
+    params->batch_size = defaults.batch_size;
+    params->seqlen_q = defaults.seqlen_q;
+    params->seqlen_k = defaults.seqlen_k;
+    params->num_heads = defaults.num_heads;
+    params->num_heads_k = defaults.num_heads_k;
+    params->head_dim = defaults.head_dim;
+    params->dtype = static_cast<int32_t>(defaults.dtype);
+    params->is_causal = defaults.is_causal ? 1 : 0;
+    params->softmax_scale = defaults.softmax_scale;
+    params->reserved0 = 0;
+    params->q_batch_stride = defaults.q_batch_stride;
+    params->q_row_stride = defaults.q_row_stride;
+    params->q_head_stride = defaults.q_head_stride;
+    params->k_batch_stride = defaults.k_batch_stride;
+    params->k_row_stride = defaults.k_row_stride;
+    params->k_head_stride = defaults.k_head_stride;
+    params->v_batch_stride = defaults.v_batch_stride;
+    params->v_row_stride = defaults.v_row_stride;
+    params->v_head_stride = defaults.v_head_stride;
+    params->out_batch_stride = defaults.out_batch_stride;
+    params->out_row_stride = defaults.out_row_stride;
+    params->out_head_stride = defaults.out_head_stride;
+    return flash::kSuccess;
+  });
+}
+
+int32_t flash_c_forward(const flash_fwd_params_c* params, void* stream) {
+  return guarded([&]() -> int32_t {
+    flash::detail::clear_last_error();
+    if (const int32_t s = check_header(params); s != flash::kSuccess) return s;
+    return flash::flash_attention_forward(to_cpp(*params), static_cast<cudaStream_t>(stream));
+  });
+}
+
+const char* flash_c_status_string(int32_t status) { return flash::status_string(status); }
+
+const char* flash_c_last_error_message(void) { return flash::last_error_message(); }
+
+int32_t flash_c_supported_head_dims(int32_t dtype, int32_t* dims, int32_t capacity) {
+  return guarded([&]() -> int32_t {
+    static_assert(sizeof(int32_t) == sizeof(int), "int32_t* is passed as int*");
+    return flash::supported_head_dims(static_cast<flash::DataType>(dtype), reinterpret_cast<int*>(dims), capacity);
+  });
+}
+
+}  // extern "C"

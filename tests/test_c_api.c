@@ -1,0 +1,172 @@
+/* The C interface (include/flash_api_c.h), compiled as C99: the header must be plain C and every
+ * call below is rejected before any CUDA call, so no GPU is needed. Prints "N passed, M failed";
+ * returns non-zero on any failure. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flash_api_c.h"
+
+static int g_passed = 0;
+static int g_failed = 0;
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (cond) {                                                       \
+      ++g_passed;                                                     \
+    } else {                                                          \
+      ++g_failed;                                                     \
+      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+    }                                                                 \
+  } while (0)
+
+/* Aligned, far-apart addresses that are never dereferenced. */
+static void* fake(uintptr_t address) { return (void*)address; }
+
+/* A valid problem (q/out [1, 128, 8, 128], k/v [1, 128, 8, 128], FP16) on fake pointers. */
+static void valid_params(flash_fwd_params_c* p) {
+  flash_c_params_init(p);
+  p->q = fake(0x10000000u);
+  p->k = fake(0x20000000u);
+  p->v = fake(0x30000000u);
+  p->out = fake(0x40000000u);
+  p->batch_size = 1;
+  p->seqlen_q = 128;
+  p->seqlen_k = 128;
+  p->num_heads = 8;
+  p->num_heads_k = 8;
+  p->head_dim = 128;
+  p->dtype = FLASH_C_DTYPE_FP16;
+}
+
+static int contains(const char* text, const char* part) { return text != NULL && strstr(text, part) != NULL; }
+
+static void test_params_init(void) {
+  flash_fwd_params_c p;
+  memset(&p, 0xAB, sizeof p);
+  CHECK(flash_c_params_init(&p) == FLASH_C_SUCCESS);
+  CHECK(p.struct_size == sizeof(flash_fwd_params_c));
+  CHECK(p.version == FLASH_C_PARAMS_VERSION);
+  CHECK(p.q == NULL && p.k == NULL && p.v == NULL && p.out == NULL && p.softmax_lse == NULL);
+  CHECK(p.batch_size == 0 && p.seqlen_q == 0 && p.seqlen_k == 0);
+  CHECK(p.num_heads == 0 && p.num_heads_k == 0 && p.head_dim == 0);
+  CHECK(p.dtype == FLASH_C_DTYPE_FP16);
+  CHECK(p.is_causal == 0);
+  CHECK(p.softmax_scale == 0.0f);
+  CHECK(p.reserved0 == 0);
+  CHECK(p.q_batch_stride == 0 && p.q_row_stride == 0 && p.q_head_stride == 0);
+  CHECK(p.k_batch_stride == 0 && p.k_row_stride == 0 && p.k_head_stride == 0);
+  CHECK(p.v_batch_stride == 0 && p.v_row_stride == 0 && p.v_head_stride == 0);
+  CHECK(p.out_batch_stride == 0 && p.out_row_stride == 0 && p.out_head_stride == 0);
+
+  CHECK(flash_c_params_init(NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "params is null"));
+}
+
+static void test_null_pointers(void) {
+  flash_fwd_params_c p;
+  valid_params(&p);
+  p.q = NULL;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_NULL_POINTER);
+  CHECK(contains(flash_c_last_error_message(), "q is null"));
+
+  valid_params(&p);
+  p.out = NULL;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_NULL_POINTER);
+  CHECK(contains(flash_c_last_error_message(), "out is null"));
+
+  CHECK(flash_c_forward(NULL, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "params is null"));
+}
+
+static void test_struct_header(void) {
+  flash_fwd_params_c p;
+  valid_params(&p);
+  p.struct_size = 0;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "struct_size = 0"));
+
+  valid_params(&p);
+  p.struct_size = (uint32_t)sizeof(flash_fwd_params_c) - 8u;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "struct_size"));
+
+  valid_params(&p);
+  p.version = 0;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_VERSION);
+  CHECK(contains(flash_c_last_error_message(), "version = 0"));
+
+  valid_params(&p);
+  p.version = FLASH_C_PARAMS_VERSION + 1u;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_VERSION);
+  CHECK(contains(flash_c_last_error_message(), "version"));
+}
+
+/* Each field reaches the C++ checks: sizes, head ratio, dtype, scale, strides, alignment. */
+static void test_fields_are_passed_on(void) {
+  flash_fwd_params_c p;
+  valid_params(&p);
+  p.seqlen_k = -3;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_SIZE);
+  CHECK(contains(flash_c_last_error_message(), "seqlen_k = -3"));
+
+  valid_params(&p);
+  p.num_heads_k = 3;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_HEAD_RATIO);
+
+  valid_params(&p);
+  p.dtype = 77;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_DTYPE);
+  CHECK(contains(flash_c_last_error_message(), "dtype = 77"));
+
+  valid_params(&p);
+  p.softmax_scale = -1.0f;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_SCALE);
+
+  valid_params(&p);
+  p.out_head_stride = 3;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_MISALIGNED_STRIDE);
+  CHECK(contains(flash_c_last_error_message(), "out_head_stride = 3"));
+
+  valid_params(&p);
+  p.v = fake(0x30000002u);
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_MISALIGNED_POINTER);
+
+  valid_params(&p);
+  p.softmax_lse = (float*)fake(0x10000000u); /* same memory as q */
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_ALIASING);
+  CHECK(contains(flash_c_last_error_message(), "softmax_lse"));
+}
+
+static void test_status_strings(void) {
+  int32_t code;
+  for (code = FLASH_C_SUCCESS; code <= FLASH_C_ERROR_INTERNAL; ++code) {
+    const char* text = flash_c_status_string(code);
+    CHECK(text != NULL && text[0] != '\0');
+    CHECK(text != NULL && strcmp(text, "unknown status") != 0);
+  }
+  CHECK(strcmp(flash_c_status_string(-1), "unknown status") == 0);
+  CHECK(strcmp(flash_c_status_string(FLASH_C_ERROR_INTERNAL + 1), "unknown status") == 0);
+  CHECK(flash_c_last_error_message() != NULL);
+}
+
+static void test_supported_head_dims(void) {
+  int32_t dims[16];
+  int32_t count = flash_c_supported_head_dims(FLASH_C_DTYPE_FP16, dims, 16);
+  int32_t i;
+  CHECK(count > 0);
+  for (i = 1; i < count; ++i) CHECK(dims[i - 1] < dims[i]);
+  CHECK(flash_c_supported_head_dims(FLASH_C_DTYPE_FP16, NULL, 16) == 0);
+  CHECK(flash_c_supported_head_dims(77, dims, 16) == 0);
+}
+
+int main(void) {
+  test_params_init();
+  test_null_pointers();
+  test_struct_header();
+  test_fields_are_passed_on();
+  test_status_strings();
+  test_supported_head_dims();
+  printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
