@@ -52,7 +52,9 @@ std::string sm90_skip_reason() {
   } while (0)
 
 enum class QkvLayout { kContiguous, kPacked };      // packed: one [b, s, h + 2 h_k, d] buffer
-enum class OutLayout { kContiguous, kPaddedRows };  // padded: 8 unused elements after each row
+// padded rows: 8 unused elements after each row; padded heads: 8 unused elements after each head,
+// which a kernel running a narrower head dim padded must not write.
+enum class OutLayout { kContiguous, kPaddedRows, kPaddedHeads };
 
 struct Case {
   DataType dtype;
@@ -74,6 +76,7 @@ std::string case_name(const Case& c) {
                      "_k" + std::to_string(c.seqlen_k);
   if (c.qkv == QkvLayout::kPacked) name += "_packedqkv";
   if (c.out == OutLayout::kPaddedRows) name += "_paddedout";
+  if (c.out == OutLayout::kPaddedHeads) name += "_paddedheads";
   return name;
 }
 
@@ -135,7 +138,9 @@ RunResult run_case(const Case& c, uint64_t seed) {
     scatter(v_bits, c.batch, c.seqlen_k, c.heads_k, d, packed, v_base, &qkv_host);
   }
   const int64_t out_row_pad = c.out == OutLayout::kPaddedRows ? 8 : 0;
-  const Strides os{int64_t(c.seqlen_q) * (int64_t(c.heads) * d + out_row_pad), int64_t(c.heads) * d + out_row_pad, d};
+  const int64_t out_head_stride = c.out == OutLayout::kPaddedHeads ? d + 8 : d;
+  const int64_t out_row_stride = int64_t(c.heads) * out_head_stride + out_row_pad;
+  const Strides os{int64_t(c.seqlen_q) * out_row_stride, out_row_stride, out_head_stride};
   const int64_t out_span = span(os, c.batch, c.seqlen_q, c.heads, d);
   const size_t lse_elems = size_t(c.batch) * c.heads * c.seqlen_q;
 
@@ -254,6 +259,13 @@ std::vector<Case> forward_cases() {
   const Heads heads[] = {{4, 4}, {4, 2}, {3, 1}};   // MHA, GQA, MQA
   std::vector<Case> cases;
   int turn = 0;
+  // Head dims without a kernel of their own run padded on the next wider one.
+  for (DataType dtype : {DataType::FP16, DataType::BF16})
+    for (int head_dim : {8, 40, 72, 80, 96, 136, 200})
+      for (bool causal : {false, true}) {
+        cases.push_back({dtype, head_dim, causal, 2, 4, 2, 113, 239, QkvLayout::kContiguous, OutLayout::kPaddedHeads});
+        cases.push_back({dtype, head_dim, causal, 3, 8, 2, 1500, 700});
+      }
   for (DataType dtype : {DataType::FP16, DataType::BF16})
     for (int head_dim : {64, 128, 256})
       for (bool causal : {false, true}) {

@@ -190,27 +190,50 @@ TEST(ValidationDtype, Fp8HasNoKernel) {
   expect_rejected(p, kErrorUnsupportedDtype, {"dtype = FP8_E4M3", "supported dtypes: " + table_dtypes()});
 }
 
-TEST(ValidationHeadDim, Fp16HeadDim96) {
+TEST(ValidationHeadDim, Fp16HeadDimNotAMultipleOf8) {
   FlashAttentionParams p = valid_params();
-  p.head_dim = 96;
+  p.head_dim = 100;
   expect_rejected(p, kErrorUnsupportedHeadDim,
-                  {"head_dim = 96 is not supported for FP16; supported head dims: " +
-                   table_head_dims_text(DataType::FP16)});
+                  {"head_dim = 100 is not supported for FP16; supported: a multiple of 8",
+                   "kernels: " + table_head_dims_text(DataType::FP16)});
 }
 
-TEST(ValidationHeadDim, Bf16HeadDim32) {
+TEST(ValidationHeadDim, Bf16HeadDim12) {
   FlashAttentionParams p = valid_params();
   p.dtype = DataType::BF16;
-  p.head_dim = 32;
+  p.head_dim = 12;
   expect_rejected(p, kErrorUnsupportedHeadDim,
-                  {"head_dim = 32 is not supported for BF16; supported head dims: " +
-                   table_head_dims_text(DataType::BF16)});
+                  {"head_dim = 12 is not supported for BF16", "kernels: " + table_head_dims_text(DataType::BF16)});
 }
 
 TEST(ValidationHeadDim, HeadDimAboveEveryKernel) {
   FlashAttentionParams p = valid_params();
   p.head_dim = 512;
   expect_rejected(p, kErrorUnsupportedHeadDim, {"head_dim = 512", "FP16"});
+  p.head_dim = 264;   // a multiple of 8, wider than every kernel
+  expect_rejected(p, kErrorUnsupportedHeadDim, {"head_dim = 264", "FP16"});
+}
+
+// Multiples of 8 below the widest kernel run padded on the narrowest kernel at least as wide.
+TEST(ValidationHeadDim, PaddedHeadDimsRunOnTheNarrowestWiderKernel) {
+  for (DataType dtype : {DataType::FP16, DataType::BF16}) {
+    for (int head_dim : {8, 40, 64, 72, 80, 96, 120, 136, 192, 200, 256}) {
+      FlashAttentionParams p = valid_params();
+      p.dtype = dtype;
+      p.head_dim = head_dim;
+      FwdArgs args;
+      EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << head_dim << ": " << last_error_message();
+      EXPECT_EQ(args.head_dim, head_dim);
+      const detail::KernelEntry* entry = detail::find_kernel(dtype, head_dim);
+      ASSERT_NE(entry, nullptr) << head_dim;
+      EXPECT_GE(entry->head_dim, head_dim);
+      for (int i = 0; i < kNumKernels; ++i) {
+        const detail::KernelEntry& other = kKernelTable[i];
+        EXPECT_FALSE(other.dtype == dtype && other.head_dim >= head_dim && other.head_dim < entry->head_dim)
+            << "head_dim " << head_dim << " should run on the " << other.head_dim << " kernel, not " << entry->head_dim;
+      }
+    }
+  }
 }
 
 TEST(ValidationScale, Negative) {
@@ -451,7 +474,7 @@ TEST(ValidationOrder, ArgumentErrorsComeBeforeTheDeviceCheck) {
   // Several faults at once: the first in the documented order wins, and no device is consulted.
   FlashAttentionParams p = valid_params();
   p.seqlen_k = 0;
-  p.head_dim = 96;
+  p.head_dim = 100;
   p.softmax_scale = -2.0f;
   p.q = fake(kQAddress + 4);
   EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidSize);
@@ -564,7 +587,7 @@ TEST(ValidationTable, FindKernelFindsEveryRowAndNothingElse) {
   for (int i = 0; i < kNumKernels; ++i) {
     EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim), &kKernelTable[i]);
   }
-  EXPECT_EQ(detail::find_kernel(DataType::FP16, 96), nullptr);
+  EXPECT_EQ(detail::find_kernel(DataType::FP16, 264), nullptr);
   EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 128), nullptr);
 }
 

@@ -118,6 +118,19 @@ stage_sanitize() {
       done
     done
   done <<< "$kernels"
+  # Head dims without a kernel of their own run padded on the next wider one.
+  for head_dim in 80 200; do
+    for tool in $tools_to_run; do
+      runs=$((runs + 1))
+      # shellcheck disable=SC2086  # the shape is a list of flags
+      "$sanitizer" --tool "$tool" --error-exitcode 99 "$exe" ${shapes[1]} "${common[@]}" --dtype bf16 \
+        --head-dim "$head_dim" --causal >> "$log" 2>&1
+      local rc=$?
+      local verdict=PASS
+      if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
+      echo "sanitize $tool bf16 d$head_dim (padded) [${shapes[1]}] --causal: $verdict (exit $rc)" | tee -a "$log"
+    done
+  done
   if [ "$bad" -eq 0 ]; then report sanitize PASS "$runs runs"; else report sanitize FAIL "$bad of $runs runs failed; see sanitizer.log"; fi
 }
 

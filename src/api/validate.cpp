@@ -24,6 +24,8 @@ constexpr int64_t kLseAlignBytes = 4;
 constexpr uint64_t kMaxStrideBytes = uint64_t{1} << 40;
 // A TMA box spans at most 256 elements per dimension, and head_dim is loaded as one box row.
 constexpr int kMaxHeadDim = 256;
+// Head dims are multiples of 8 elements: 16 bytes for 16-bit types, the TMA row alignment.
+constexpr int kHeadDimGranularity = 8;
 constexpr int kMajorSm90 = 9;
 constexpr int kMinorSm90 = 0;
 // Position of out in the q, k, v, out tensor list; the inputs come before it.
@@ -141,10 +143,14 @@ Status check_dtype(DataType dtype) {
   return kSuccess;
 }
 
+// A head dim runs on the narrowest kernel at least as wide: the kernel's loads zero-fill the extra
+// columns and its stores clip them. It must be a multiple of 8 so that rows stay 16-byte aligned.
 Status check_head_dim(DataType dtype, int head_dim) {
-  if (find_kernel(dtype, head_dim) != nullptr) return kSuccess;
+  if (head_dim % kHeadDimGranularity == 0 && find_kernel(dtype, head_dim) != nullptr) return kSuccess;
   return fail(kErrorUnsupportedHeadDim, "head_dim = " + std::to_string(head_dim) + " is not supported for " +
-                                            dtype_name(dtype) + "; supported head dims: " + supported_head_dims_text(dtype));
+                                            dtype_name(dtype) + "; supported: a multiple of " +
+                                            std::to_string(kHeadDimGranularity) + " up to the widest kernel (kernels: " +
+                                            supported_head_dims_text(dtype) + "; narrower head dims run padded on the next wider one)");
 }
 
 Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
@@ -312,10 +318,14 @@ Status check_disjoint(const ByteRange& a, const ByteRange& b) {
 }  // namespace
 
 const KernelEntry* find_kernel(DataType dtype, int head_dim) {
+  const KernelEntry* best = nullptr;
   for (int i = 0; i < kNumKernels; ++i) {
-    if (kKernelTable[i].dtype == dtype && kKernelTable[i].head_dim == head_dim) return &kKernelTable[i];
+    const KernelEntry& entry = kKernelTable[i];
+    if (entry.dtype == dtype && entry.head_dim >= head_dim && (best == nullptr || entry.head_dim < best->head_dim)) {
+      best = &entry;
+    }
   }
-  return nullptr;
+  return best;
 }
 
 Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {

@@ -23,7 +23,8 @@ Status fail(Status status, const std::string& message);
 // Clears the calling thread's last error (after a successful call).
 void clear_last_error();
 
-// The kernel-table row for (dtype, head_dim), or null.
+// The kernel-table row that runs (dtype, head_dim): the narrowest kernel of that dtype at least
+// head_dim wide, or null.
 const KernelEntry* find_kernel(DataType dtype, int head_dim);
 
 }  // namespace flash::detail
