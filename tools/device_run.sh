@@ -101,35 +101,26 @@ stage_sanitize() {
                 "--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700")
   local common=(--lse --iters 1 --warmup 0 --no-check)
   local runs=0 bad=0 dtype head_dim mask tool shape
+  # sanitize_one TOOL DTYPE HEAD_DIM SHAPE MASK: one CLI run under compute-sanitizer, logged.
+  sanitize_one() {
+    runs=$((runs + 1))
+    echo "=== compute-sanitizer --tool $1: $2 head_dim $3 $4 $5" >> "$log"
+    # shellcheck disable=SC2086  # the shape is a list of flags
+    "$sanitizer" --tool "$1" --error-exitcode 99 "$exe" $4 "${common[@]}" --dtype "$2" --head-dim "$3" "$5" >> "$log" 2>&1
+    local rc=$? verdict=PASS
+    if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
+    echo "sanitize $1 $2 d$3 [$4] $5: $verdict (exit $rc)" | tee -a "$log"
+  }
   while read -r dtype head_dim; do
     for shape in "${shapes[@]}"; do
       for mask in --no-causal --causal; do
-        for tool in $tools_to_run; do
-          runs=$((runs + 1))
-          echo "=== compute-sanitizer --tool $tool: $dtype head_dim $head_dim $shape $mask" >> "$log"
-          # shellcheck disable=SC2086  # $shape is a list of flags
-          "$sanitizer" --tool "$tool" --error-exitcode 99 \
-            "$exe" $shape "${common[@]}" --dtype "$dtype" --head-dim "$head_dim" "$mask" >> "$log" 2>&1
-          local rc=$?
-          local verdict=PASS
-          if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
-          echo "sanitize $tool $dtype d$head_dim [$shape] $mask: $verdict (exit $rc)" | tee -a "$log"
-        done
+        for tool in $tools_to_run; do sanitize_one "$tool" "$dtype" "$head_dim" "$shape" "$mask"; done
       done
     done
   done <<< "$kernels"
   # Head dims without a kernel of their own run padded on the next wider one.
   for head_dim in 80 200; do
-    for tool in $tools_to_run; do
-      runs=$((runs + 1))
-      # shellcheck disable=SC2086  # the shape is a list of flags
-      "$sanitizer" --tool "$tool" --error-exitcode 99 "$exe" ${shapes[1]} "${common[@]}" --dtype bf16 \
-        --head-dim "$head_dim" --causal >> "$log" 2>&1
-      local rc=$?
-      local verdict=PASS
-      if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
-      echo "sanitize $tool bf16 d$head_dim (padded) [${shapes[1]}] --causal: $verdict (exit $rc)" | tee -a "$log"
-    done
+    for tool in $tools_to_run; do sanitize_one "$tool" bf16 "$head_dim" "${shapes[1]}" --causal; done
   done
   if [ "$bad" -eq 0 ]; then report sanitize PASS "$runs runs"; else report sanitize FAIL "$bad of $runs runs failed; see sanitizer.log"; fi
 }
