@@ -1,9 +1,9 @@
 // Mainloop of the SM90 forward kernel: the producer's TMA loads and the consumers' wgmma GEMMs
 // with the online softmax between them.
 //
-// Producer (one elected thread): per tile, Q, then K and V of each key block, last block first,
-// through two rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty:
-// consumers are done).
+// Producer (one elected thread): per tile, K and V of each key block, last block first, through two
+// rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
+// and Q after the first block's K and V.
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
