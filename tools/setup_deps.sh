@@ -2,7 +2,7 @@
 # Installs the project's build dependencies into .deps/ (ignored by git):
 #   .deps/cutlass    CUTLASS/CuTe 4.2.0 C++ headers from PyPI's nvidia-cutlass wheel
 #   .deps/googletest GoogleTest sources, copied from Debian's googletest package when present
-# Idempotent: a second run only checks what is there.
+# Idempotent: a second run only checks what is there. `--cutlass-only` skips GoogleTest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="$root/.deps"
@@ -19,6 +19,12 @@ if [ ! -f "$deps/cutlass/include/cute/tensor.hpp" ]; then
   cp -r "$src/tools/util/include/." "$deps/cutlass/include/"
   echo "$cutlass_version" > "$deps/cutlass/VERSION"
   rm -rf "$tmp"
+fi
+
+# --cutlass-only: the headers alone (what the Python package build, `pip install .`, needs).
+if [ "${1:-}" = "--cutlass-only" ]; then
+  echo "deps ready: cutlass $(cat "$deps/cutlass/VERSION") in $deps/cutlass"
+  exit 0
 fi
 
 # GoogleTest: the system package is used when CMake finds it; a source copy lets machines without

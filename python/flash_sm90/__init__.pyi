@@ -1,0 +1,40 @@
+from typing import Any, Dict, List, Optional
+
+__version__: str
+
+SUCCESS: int
+ERROR_NULL_POINTER: int
+ERROR_INVALID_SIZE: int
+ERROR_HEAD_RATIO: int
+ERROR_UNSUPPORTED_DTYPE: int
+ERROR_UNSUPPORTED_HEAD_DIM: int
+ERROR_MISALIGNED_POINTER: int
+ERROR_MISALIGNED_STRIDE: int
+ERROR_SIZE_OVERFLOW: int
+ERROR_INVALID_SCALE: int
+ERROR_ALIASING: int
+ERROR_NO_DEVICE: int
+ERROR_UNSUPPORTED_DEVICE: int
+ERROR_CUDA_FAILURE: int
+ERROR_INVALID_STRUCT: int
+ERROR_UNSUPPORTED_VERSION: int
+ERROR_INTERNAL: int
+STATUS_CODES: Dict[str, int]
+
+class FlashAttentionError(RuntimeError):
+    status: int
+
+def forward(
+    q: Any,
+    k: Any,
+    v: Any,
+    out: Any,
+    *,
+    causal: bool = ...,
+    softmax_scale: float = ...,
+    lse: Optional[Any] = ...,
+    stream: Optional[int] = ...,
+    dtype: Optional[str] = ...,
+) -> None: ...
+def status_string(status: int) -> str: ...
+def supported_head_dims(dtype: str = ...) -> List[int]: ...

@@ -1,0 +1,357 @@
+// _flash_sm90: the nanobind extension behind the flash_sm90 Python package.
+//
+// forward() takes any DLPack-capable CUDA array (CuPy, PyTorch, JAX, ...) without copying: the
+// data pointer, shape and element strides go straight into flash::FlashAttentionParams, and the
+// kernel runs on the stream the caller names. What the library checks itself (sizes, head dims,
+// alignment, aliasing, device) comes back as FlashAttentionError with the library's message; what
+// only the binding can see (device type, rank, dtypes, shapes that must agree, unit last stride)
+// raises ValueError or TypeError naming the argument.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <climits>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "flash_api.h"
+
+namespace nb = nanobind;
+
+namespace {
+
+using InArray = nb::ndarray<nb::ro>;   // q, k, v: read-only views are fine (JAX)
+using OutArray = nb::ndarray<>;        // out, lse: written
+
+// The Python exception class FlashAttentionError (a RuntimeError), created at import.
+PyObject* g_flash_error = nullptr;
+
+// Thrown after the call with the GIL held again; translated into FlashAttentionError.
+struct FlashCallError {
+  int status;
+  std::string message;
+};
+
+constexpr int kDlCuda = 2;            // kDLCUDA
+constexpr int kDlCudaManaged = 13;    // kDLCUDAManaged
+
+std::string device_name(int device_type) {
+  switch (device_type) {
+    case 1: return "cpu";
+    case 2: return "cuda";
+    case 3: return "cuda_host";
+    case 4: return "opencl";
+    case 7: return "vulkan";
+    case 8: return "metal";
+    case 10: return "rocm";
+    case 13: return "cuda_managed";
+    default: return "device type " + std::to_string(device_type);
+  }
+}
+
+std::string dtype_name(nb::dlpack::dtype t) {
+  std::string base;
+  switch (static_cast<nb::dlpack::dtype_code>(t.code)) {
+    case nb::dlpack::dtype_code::Int: base = "int"; break;
+    case nb::dlpack::dtype_code::UInt: base = "uint"; break;
+    case nb::dlpack::dtype_code::Float: base = "float"; break;
+    case nb::dlpack::dtype_code::Bfloat: base = "bfloat"; break;
+    case nb::dlpack::dtype_code::Complex: base = "complex"; break;
+    case nb::dlpack::dtype_code::Bool: return "bool";
+    default: base = "dtype code " + std::to_string(t.code) + " bits "; break;
+  }
+  std::string s = base + std::to_string(t.bits);
+  if (t.lanes != 1) s += "x" + std::to_string(t.lanes);
+  return s;
+}
+
+bool is_dtype(nb::dlpack::dtype t, nb::dlpack::dtype_code code, int bits) {
+  return t.code == static_cast<uint8_t>(code) && t.bits == bits && t.lanes == 1;
+}
+
+template <typename Array>
+std::string shape_string(const Array& a) {
+  std::string s = "(";
+  for (size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+// Device, rank, extents that fit in int, last stride 1, no broadcast (zero) strides.
+template <typename Array>
+void check_tensor(const char* name, const Array& a, size_t ndim) {
+  if (a.device_type() != kDlCuda && a.device_type() != kDlCudaManaged) {
+    throw nb::value_error((std::string(name) + ": expected a CUDA device array (DLPack device cuda), got a " +
+                           device_name(a.device_type()) + " array; move it to the GPU first (e.g. cupy.asarray)")
+                              .c_str());
+  }
+  if (a.ndim() != ndim) {
+    throw nb::value_error((std::string(name) + ": expected " + std::to_string(ndim) + " dimensions " +
+                           (ndim == 4 ? "[batch, seqlen, heads, head_dim]" : "[batch, heads, seqlen_q]") + ", got " +
+                           std::to_string(a.ndim()) + " with shape " + shape_string(a))
+                              .c_str());
+  }
+  for (size_t i = 0; i < ndim; ++i) {
+    if (a.shape(i) > static_cast<size_t>(INT_MAX)) {
+      throw nb::value_error((std::string(name) + ": extent " + std::to_string(a.shape(i)) + " of dimension " +
+                             std::to_string(i) + " exceeds INT_MAX")
+                                .c_str());
+    }
+    if (a.shape(i) > 1 && a.stride(i) == 0) {
+      throw nb::value_error((std::string(name) + ": dimension " + std::to_string(i) +
+                             " has stride 0 (a broadcast view); materialise it first")
+                                .c_str());
+    }
+  }
+  if (a.shape(ndim - 1) > 1 && a.stride(ndim - 1) != 1) {
+    throw nb::value_error((std::string(name) + ": the last dimension must be contiguous (stride 1), got stride " +
+                           std::to_string(a.stride(ndim - 1)))
+                              .c_str());
+  }
+}
+
+// A stride for the library: 0 (its "contiguous default") when the extent is 1, where the stride
+// never multiplies a non-zero index and producers may report any value.
+template <typename Array>
+int64_t lib_stride(const Array& a, size_t i) {
+  return a.shape(i) <= 1 ? 0 : a.stride(i);
+}
+
+// The library's dtype of a 16-bit array. `override_dtype` ("fp16"/"bf16") also accepts 16-bit
+// integer storage holding that type's bits (CuPy has no bfloat16).
+flash::DataType parse_dtype_name(const std::string& s) {
+  if (s == "fp16" || s == "float16" || s == "half") return flash::DataType::FP16;
+  if (s == "bf16" || s == "bfloat16") return flash::DataType::BF16;
+  if (s == "fp8" || s == "fp8_e4m3" || s == "float8_e4m3fn") return flash::DataType::FP8_E4M3;
+  throw nb::value_error(("unknown dtype name '" + s + "'; expected 'fp16', 'bf16' or 'fp8_e4m3'").c_str());
+}
+
+template <typename Array>
+flash::DataType tensor_dtype(const char* name, const Array& a, const std::optional<std::string>& override_dtype) {
+  const nb::dlpack::dtype t = a.dtype();
+  using C = nb::dlpack::dtype_code;
+  if (override_dtype) {
+    const flash::DataType want = parse_dtype_name(*override_dtype);
+    if (want == flash::DataType::FP8_E4M3) {
+      throw nb::value_error("dtype: forward supports 'fp16' and 'bf16' inputs");
+    }
+    const bool native = want == flash::DataType::FP16 ? is_dtype(t, C::Float, 16) : is_dtype(t, C::Bfloat, 16);
+    if (native || is_dtype(t, C::UInt, 16) || is_dtype(t, C::Int, 16)) return want;
+    throw nb::type_error((std::string(name) + ": dtype='" + *override_dtype + "' needs " +
+                          (want == flash::DataType::FP16 ? "float16" : "bfloat16") +
+                          " or 16-bit integer storage (uint16/int16), got " + dtype_name(t))
+                             .c_str());
+  }
+  if (is_dtype(t, C::Float, 16)) return flash::DataType::FP16;
+  if (is_dtype(t, C::Bfloat, 16)) return flash::DataType::BF16;
+  throw nb::type_error((std::string(name) + ": expected float16 or bfloat16, got " + dtype_name(t) +
+                        (is_dtype(t, C::UInt, 16) || is_dtype(t, C::Int, 16)
+                             ? " (for bf16/fp16 bits in 16-bit integer storage pass dtype='bf16' or 'fp16')"
+                             : ""))
+                           .c_str());
+}
+
+const char* dtype_label(flash::DataType d) {
+  switch (d) {
+    case flash::DataType::FP16: return "fp16";
+    case flash::DataType::BF16: return "bf16";
+    case flash::DataType::FP8_E4M3: return "fp8_e4m3";
+  }
+  return "?";
+}
+
+cudaStream_t parse_stream(nb::handle stream) {
+  if (stream.is_none()) return nullptr;   // the legacy default stream
+  if (PyLong_Check(stream.ptr())) {
+    const unsigned long long v = PyLong_AsUnsignedLongLong(stream.ptr());
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      throw nb::value_error("stream: expected a non-negative int (a cudaStream_t address) or None");
+    }
+    return reinterpret_cast<cudaStream_t>(static_cast<uintptr_t>(v));
+  }
+  throw nb::type_error(("stream: expected an int (a cudaStream_t address, e.g. cupy.cuda.get_current_stream().ptr "
+                        "or torch.cuda.current_stream().cuda_stream) or None, got " +
+                        std::string(nb::type_name(stream.type()).c_str()))
+                           .c_str());
+}
+
+void forward(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
+             double softmax_scale, std::optional<OutArray> lse, nb::handle stream_obj,
+             std::optional<std::string> dtype) {
+  check_tensor("q", q, 4);
+  check_tensor("k", k, 4);
+  check_tensor("v", v, 4);
+  check_tensor("out", out, 4);
+  const flash::DataType dt = tensor_dtype("q", q, dtype);
+  const std::pair<const char*, flash::DataType> others[] = {
+      {"k", tensor_dtype("k", k, dtype)}, {"v", tensor_dtype("v", v, dtype)}, {"out", tensor_dtype("out", out, dtype)}};
+  for (const auto& [name, d] : others) {
+    if (d != dt) {
+      throw nb::type_error((std::string(name) + ": dtype " + dtype_label(d) + " differs from q's " + dtype_label(dt))
+                               .c_str());
+    }
+  }
+  // Shapes the library cannot check (it receives one set of sizes).
+  const auto same = [](const auto& a, const auto& b) {
+    for (size_t i = 0; i < 4; ++i) if (a.shape(i) != b.shape(i)) return false;
+    return true;
+  };
+  if (!same(k, v)) {
+    throw nb::value_error(("v: shape " + shape_string(v) + " differs from k's " + shape_string(k)).c_str());
+  }
+  if (!same(out, q)) {
+    throw nb::value_error(("out: shape " + shape_string(out) + " differs from q's " + shape_string(q)).c_str());
+  }
+  if (k.shape(0) != q.shape(0)) {
+    throw nb::value_error(("k: batch " + std::to_string(k.shape(0)) + " differs from q's " + std::to_string(q.shape(0)))
+                              .c_str());
+  }
+  if (k.shape(3) != q.shape(3)) {
+    throw nb::value_error(
+        ("k: head_dim " + std::to_string(k.shape(3)) + " differs from q's " + std::to_string(q.shape(3))).c_str());
+  }
+  const int device_id = q.device_id();
+  const std::pair<const char*, int> devices[] = {
+      {"k", k.device_id()}, {"v", v.device_id()}, {"out", out.device_id()}};
+  for (const auto& [name, id] : devices) {
+    if (id != device_id) {
+      throw nb::value_error((std::string(name) + ": on CUDA device " + std::to_string(id) + ", q on device " +
+                             std::to_string(device_id))
+                                .c_str());
+    }
+  }
+
+  flash::FlashAttentionParams p;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.out = out.data();
+  p.batch_size = static_cast<int>(q.shape(0));
+  p.seqlen_q = static_cast<int>(q.shape(1));
+  p.num_heads = static_cast<int>(q.shape(2));
+  p.head_dim = static_cast<int>(q.shape(3));
+  p.seqlen_k = static_cast<int>(k.shape(1));
+  p.num_heads_k = static_cast<int>(k.shape(2));
+  p.dtype = dt;
+  p.is_causal = causal;
+  p.softmax_scale = static_cast<float>(softmax_scale);
+  p.q_batch_stride = lib_stride(q, 0), p.q_row_stride = lib_stride(q, 1), p.q_head_stride = lib_stride(q, 2);
+  p.k_batch_stride = lib_stride(k, 0), p.k_row_stride = lib_stride(k, 1), p.k_head_stride = lib_stride(k, 2);
+  p.v_batch_stride = lib_stride(v, 0), p.v_row_stride = lib_stride(v, 1), p.v_head_stride = lib_stride(v, 2);
+  p.out_batch_stride = lib_stride(out, 0), p.out_row_stride = lib_stride(out, 1),
+  p.out_head_stride = lib_stride(out, 2);
+
+  if (lse) {
+    const OutArray& l = *lse;
+    check_tensor("lse", l, 3);
+    if (!is_dtype(l.dtype(), nb::dlpack::dtype_code::Float, 32)) {
+      throw nb::type_error(("lse: expected float32, got " + dtype_name(l.dtype())).c_str());
+    }
+    if (l.shape(0) != q.shape(0) || l.shape(1) != q.shape(2) || l.shape(2) != q.shape(1)) {
+      throw nb::value_error(("lse: expected shape [batch, heads, seqlen_q] = (" + std::to_string(q.shape(0)) + ", " +
+                             std::to_string(q.shape(2)) + ", " + std::to_string(q.shape(1)) + "), got " +
+                             shape_string(l))
+                                .c_str());
+    }
+    const int64_t contiguous[3] = {static_cast<int64_t>(l.shape(1) * l.shape(2)), static_cast<int64_t>(l.shape(2)), 1};
+    for (size_t i = 0; i < 3; ++i) {
+      if (l.shape(i) > 1 && l.stride(i) != contiguous[i]) {
+        throw nb::value_error("lse: must be contiguous (C order)");
+      }
+    }
+    if (l.device_id() != device_id) {
+      throw nb::value_error(("lse: on CUDA device " + std::to_string(l.device_id()) + ", q on device " +
+                             std::to_string(device_id))
+                                .c_str());
+    }
+    p.softmax_lse = static_cast<float*>(l.data());
+  }
+  const cudaStream_t stream = parse_stream(stream_obj);
+
+  int status;
+  std::string message;
+  {
+    nb::gil_scoped_release release;
+    // The library runs on the current device: make it the arrays' device for the call.
+    int previous = -1;
+    const cudaError_t got = cudaGetDevice(&previous);
+    if (got != cudaSuccess) (void)cudaGetLastError();   // no device: the library reports it
+    const bool switch_device = got == cudaSuccess && previous != device_id;
+    if (switch_device && cudaSetDevice(device_id) != cudaSuccess) {
+      (void)cudaGetLastError();
+    }
+    status = flash::flash_attention_forward(p, stream);
+    if (status != flash::kSuccess) message = flash::last_error_message();
+    if (switch_device) cudaSetDevice(previous);
+  }
+  if (status != flash::kSuccess) {
+    throw FlashCallError{status, std::string(flash::status_string(status)) + ": " + message};
+  }
+}
+
+std::vector<int> supported_head_dims(const std::string& dtype_name_) {
+  const flash::DataType d = parse_dtype_name(dtype_name_);
+  int dims[64];
+  const int n = flash::supported_head_dims(d, dims, 64);
+  return std::vector<int>(dims, dims + (n < 64 ? n : 64));
+}
+
+}  // namespace
+
+NB_MODULE(_flash_sm90, m) {
+  m.doc() = "FlashAttention forward for NVIDIA Hopper (SM90): the compiled part of flash_sm90.";
+  m.attr("__version__") = FLASH_SM90_VERSION;
+
+  g_flash_error = PyErr_NewExceptionWithDoc(
+      "flash_sm90.FlashAttentionError",
+      "The library rejected a call or CUDA failed. `status` holds the flash status code; the message is "
+      "status_string(status) + ': ' + the library's detailed message.",
+      PyExc_RuntimeError, nullptr);
+  if (!g_flash_error) throw nb::python_error();
+  m.attr("FlashAttentionError") = nb::handle(g_flash_error);   // the module keeps a reference too
+
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const FlashCallError& e) {
+      nb::object exc = nb::steal(PyObject_CallFunction(g_flash_error, "s", e.message.c_str()));
+      if (!exc.is_valid()) return;   // the constructor's error is already set
+      if (PyObject_SetAttrString(exc.ptr(), "status", nb::int_(e.status).ptr()) != 0) return;
+      PyErr_SetObject(g_flash_error, exc.ptr());
+    }
+  });
+
+  m.def("forward", &forward, nb::arg("q"), nb::arg("k"), nb::arg("v"), nb::arg("out"), nb::kw_only(),
+        nb::arg("causal") = false, nb::arg("softmax_scale") = 0.0, nb::arg("lse") = nb::none(),
+        nb::arg("stream") = nb::none(), nb::arg("dtype") = nb::none(),
+        "Attention forward into `out` (asynchronous, on `stream`). See flash_sm90.forward.");
+  m.def("status_string", [](int status) { return std::string(flash::status_string(status)); }, nb::arg("status"),
+        "The fixed text of a status code.");
+  m.def("supported_head_dims", &supported_head_dims, nb::arg("dtype"),
+        "Head dims that have a kernel for 'fp16', 'bf16' or 'fp8_e4m3', ascending.");
+
+  m.attr("SUCCESS") = static_cast<int>(flash::kSuccess);
+  m.attr("ERROR_NULL_POINTER") = static_cast<int>(flash::kErrorNullPointer);
+  m.attr("ERROR_INVALID_SIZE") = static_cast<int>(flash::kErrorInvalidSize);
+  m.attr("ERROR_HEAD_RATIO") = static_cast<int>(flash::kErrorHeadRatio);
+  m.attr("ERROR_UNSUPPORTED_DTYPE") = static_cast<int>(flash::kErrorUnsupportedDtype);
+  m.attr("ERROR_UNSUPPORTED_HEAD_DIM") = static_cast<int>(flash::kErrorUnsupportedHeadDim);
+  m.attr("ERROR_MISALIGNED_POINTER") = static_cast<int>(flash::kErrorMisalignedPointer);
+  m.attr("ERROR_MISALIGNED_STRIDE") = static_cast<int>(flash::kErrorMisalignedStride);
+  m.attr("ERROR_SIZE_OVERFLOW") = static_cast<int>(flash::kErrorSizeOverflow);
+  m.attr("ERROR_INVALID_SCALE") = static_cast<int>(flash::kErrorInvalidScale);
+  m.attr("ERROR_ALIASING") = static_cast<int>(flash::kErrorAliasing);
+  m.attr("ERROR_NO_DEVICE") = static_cast<int>(flash::kErrorNoDevice);
+  m.attr("ERROR_UNSUPPORTED_DEVICE") = static_cast<int>(flash::kErrorUnsupportedDevice);
+  m.attr("ERROR_CUDA_FAILURE") = static_cast<int>(flash::kErrorCudaFailure);
+  m.attr("ERROR_INVALID_STRUCT") = static_cast<int>(flash::kErrorInvalidStruct);
+  m.attr("ERROR_UNSUPPORTED_VERSION") = static_cast<int>(flash::kErrorUnsupportedVersion);
+  m.attr("ERROR_INTERNAL") = static_cast<int>(flash::kErrorInternal);
+}

@@ -1,0 +1,257 @@
+"""CPU tests of the flash_sm90 package: run anywhere, no GPU needed."""
+import numpy as np
+import pytest
+
+import flash_sm90
+
+
+def test_import_and_version():
+    assert isinstance(flash_sm90.__version__, str) and flash_sm90.__version__.count(".") == 2
+    assert callable(flash_sm90.forward)
+
+
+def test_status_codes():
+    codes = flash_sm90.STATUS_CODES
+    assert codes["SUCCESS"] == 0 == flash_sm90.SUCCESS
+    # The values of flash::Status (include/flash_api.h), 0..16, each with its own text.
+    assert sorted(codes.values()) == list(range(17))
+    assert flash_sm90.ERROR_UNSUPPORTED_HEAD_DIM == 5
+    assert flash_sm90.ERROR_UNSUPPORTED_DEVICE == 12
+    texts = [flash_sm90.status_string(c) for c in codes.values()]
+    assert all(isinstance(t, str) and t for t in texts)
+    assert len(set(texts)) == len(texts)
+    assert flash_sm90.status_string(12345) == "unknown status"
+
+
+def test_supported_head_dims():
+    assert flash_sm90.supported_head_dims("fp16") == [64, 128, 256]
+    assert flash_sm90.supported_head_dims("bf16") == [64, 128, 256]
+    assert flash_sm90.supported_head_dims("bfloat16") == flash_sm90.supported_head_dims("bf16")
+    assert flash_sm90.supported_head_dims("fp8_e4m3") == []
+    with pytest.raises(ValueError, match="unknown dtype name"):
+        flash_sm90.supported_head_dims("int8")
+
+
+def test_error_class():
+    assert issubclass(flash_sm90.FlashAttentionError, RuntimeError)
+    assert flash_sm90.FlashAttentionError.__name__ == "FlashAttentionError"
+
+
+def _cpu(shape, dtype=np.float16):
+    return np.zeros(shape, dtype=dtype)
+
+
+def test_cpu_arrays_rejected_naming_the_argument():
+    a = _cpu((1, 128, 2, 64))
+    with pytest.raises(ValueError, match="cuda|CUDA") as info:
+        flash_sm90.forward(a, a, a, a)
+    msg = str(info.value)
+    assert msg.startswith("q:") and "cpu" in msg
+
+
+def test_non_array_rejected():
+    with pytest.raises(TypeError):
+        flash_sm90.forward([1, 2], [3], [4], [5])
+
+
+def test_bad_stream_type_is_checked_after_device():
+    a = _cpu((1, 16, 1, 64))
+    with pytest.raises(ValueError, match="q: expected a CUDA device array"):
+        flash_sm90.forward(a, a, a, a, stream="default")
+
+
+def test_keyword_only_options():
+    a = _cpu((1, 16, 1, 64))
+    with pytest.raises(TypeError):
+        flash_sm90.forward(a, a, a, a, True)  # causal is keyword-only
+
+
+# --- the binding's and the library's checks, with fake CUDA arrays ----------------------------
+# FakeCudaArray exports a DLPack capsule that claims device cuda:0 with a made-up address. Nothing
+# dereferences it: every call below is rejected by the binding or by the library's checks, which
+# run before any GPU work (the last of them is the device check: no CUDA device on CPU machines).
+import ctypes  # noqa: E402
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+_DTYPES = {"float16": (2, 16), "bfloat16": (4, 16), "float32": (2, 32), "uint16": (1, 16)}
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype = ctypes.py_object
+_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "uint16": 2}
+
+
+class FakeCudaArray:
+    """A DLPack producer on 'cuda:0' at a fake address; strides in elements (None: C order)."""
+
+    _next = 0x7F0000000000
+
+    def __init__(self, shape, dtype="float16", strides=None, address=None, device_type=2):
+        if strides is None:
+            strides, acc = [], 1
+            for n in reversed(shape):
+                strides.insert(0, acc)
+                acc *= n
+        if address is None:
+            address = FakeCudaArray._next
+            FakeCudaArray._next += 1 << 32   # far apart: no accidental aliasing
+        self.shape, self.strides, self.address, self.dtype = tuple(shape), tuple(strides), address, dtype
+        self._device_type = device_type
+        self._exports = []
+
+    def view(self, shape, strides, offset_elems=0):
+        return FakeCudaArray(shape, self.dtype, strides, self.address + offset_elems * _ITEMSIZE[self.dtype])
+
+    def __dlpack_device__(self):
+        return (self._device_type, 0)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        n = len(self.shape)
+        keep = {"shape": (ctypes.c_int64 * n)(*self.shape), "strides": (ctypes.c_int64 * n)(*self.strides)}
+        code, bits = _DTYPES[self.dtype]
+        m = _DLManagedTensor()
+        m.dl_tensor = _DLTensor(self.address, _DLDevice(self._device_type, 0), n, _DLDataType(code, bits, 1),
+                                keep["shape"], keep["strides"], 0)
+        keep["managed"] = m
+        self._exports.append(keep)   # lives as long as this object (exported once per argument)
+        return _capsule_new(ctypes.addressof(m), b"dltensor", None)
+
+
+def _cuda_visible():
+    """True when a CUDA driver with a device is present: then fake addresses must not reach a launch."""
+    import ctypes.util
+
+    name = ctypes.util.find_library("cuda")
+    if not name:
+        return False
+    try:
+        lib = ctypes.CDLL(name)
+        count = ctypes.c_int(0)
+        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except OSError:
+        return False
+
+
+no_gpu_only = pytest.mark.skipif(_cuda_visible(), reason="passes validation: with a GPU it would launch on fake addresses")
+
+
+def qkvo(b=1, sq=128, sk=128, h=2, hk=2, d=64, dtype="float16"):
+    return (FakeCudaArray((b, sq, h, d), dtype), FakeCudaArray((b, sk, hk, d), dtype),
+            FakeCudaArray((b, sk, hk, d), dtype), FakeCudaArray((b, sq, h, d), dtype))
+
+
+def test_library_error_becomes_flash_attention_error():
+    q, k, v, out = qkvo(d=36)   # not a multiple of 8: no kernel, not even padded
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out)
+    e = info.value
+    assert isinstance(e, RuntimeError)
+    assert e.status == flash_sm90.ERROR_UNSUPPORTED_HEAD_DIM
+    prefix = flash_sm90.status_string(e.status) + ": "
+    assert str(e).startswith(prefix) and "36" in str(e)[len(prefix):]
+
+
+def test_library_checks_head_ratio_scale_alignment_aliasing():
+    q, k, v, out = qkvo(h=3, hk=2)
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out)
+    assert info.value.status == flash_sm90.ERROR_HEAD_RATIO
+    q, k, v, out = qkvo()
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out, softmax_scale=-1.0)
+    assert info.value.status == flash_sm90.ERROR_INVALID_SCALE
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, q)
+    assert info.value.status == flash_sm90.ERROR_ALIASING
+    shifted = FakeCudaArray(q.shape, address=q.address + 2 * 3)   # 6 bytes: not 16-byte aligned
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(shifted, k, v, out)
+    assert info.value.status == flash_sm90.ERROR_MISALIGNED_POINTER
+
+
+def test_packed_qkv_strides_reach_the_library():
+    # [b, s, 3, h, d] buffer: q, k, v views with row stride 3*h*d. A misaligning head stride of the
+    # packed layout would fail; here the only failure left is the device (or, with a GPU, skip).
+    b, s, h, d = 2, 100, 4, 64
+    base = FakeCudaArray((b, s, 3, h, d))
+    strides = (s * 3 * h * d, 3 * h * d, d, 1)
+    q, k, v = (base.view((b, s, h, d), strides, i * h * d) for i in range(3))
+    out = FakeCudaArray((b, s, h, d))
+    # Overlapping out with the packed buffer is caught, which needs the true strides.
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, base.view((b, s, h, d), strides, 0))
+    assert info.value.status == flash_sm90.ERROR_ALIASING
+    if _cuda_visible():
+        pytest.skip("the valid call would launch on fake addresses")
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out, causal=True)
+    assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE)
+
+
+@no_gpu_only
+def test_valid_call_reaches_device_check():
+    q, k, v, out = qkvo(b=2, sq=77, sk=130, h=8, hk=2, d=80, dtype="bfloat16")
+    lse = FakeCudaArray((2, 8, 77), "float32")
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out, lse=lse, stream=0)
+    assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE)
+    assert str(info.value).startswith(flash_sm90.status_string(info.value.status) + ": ")
+
+
+@no_gpu_only
+def test_uint16_storage_with_dtype_override():
+    q, k, v, out = qkvo(dtype="uint16")
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(q, k, v, out, dtype="bf16")
+    assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE)
+
+
+def test_binding_checks_name_the_argument():
+    q, k, v, out = qkvo()
+    with pytest.raises(TypeError, match=r"^k: dtype bf16 differs from q's fp16"):
+        flash_sm90.forward(q, FakeCudaArray(k.shape, "bfloat16"), v, out)
+    with pytest.raises(TypeError, match=r"^out: expected float16 or bfloat16, got float32"):
+        flash_sm90.forward(q, k, v, FakeCudaArray(out.shape, "float32"))
+    with pytest.raises(TypeError, match=r"^q: expected float16 or bfloat16, got uint16 \(for bf16"):
+        flash_sm90.forward(FakeCudaArray(q.shape, "uint16"), k, v, out)
+    with pytest.raises(ValueError, match=r"^v: expected 4 dimensions"):
+        flash_sm90.forward(q, k, FakeCudaArray((1, 128, 128)), out)
+    with pytest.raises(ValueError, match=r"^out: the last dimension must be contiguous"):
+        flash_sm90.forward(q, k, v, FakeCudaArray(out.shape, strides=(256 * 2 * 64, 2 * 64 * 2, 64 * 2, 2)))
+    with pytest.raises(ValueError, match=r"^k: dimension 2 has stride 0"):
+        flash_sm90.forward(q, FakeCudaArray(k.shape, strides=(128 * 64, 64, 0, 1)), v, out)
+    with pytest.raises(ValueError, match=r"^v: shape \(1, 64, 2, 64\) differs from k's"):
+        flash_sm90.forward(q, k, FakeCudaArray((1, 64, 2, 64)), out)
+    with pytest.raises(ValueError, match=r"^out: shape"):
+        flash_sm90.forward(q, k, v, FakeCudaArray((1, 128, 2, 128)))
+    with pytest.raises(ValueError, match=r"^k: head_dim 128 differs"):
+        flash_sm90.forward(q, FakeCudaArray((1, 128, 2, 128)), FakeCudaArray((1, 128, 2, 128)), out)
+    with pytest.raises(ValueError, match=r"^lse: expected shape"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((1, 128, 2), "float32"))
+    with pytest.raises(TypeError, match=r"^lse: expected float32"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((1, 2, 128), "float16"))
+    with pytest.raises(ValueError, match=r"^lse: must be contiguous"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((1, 2, 128), "float32", strides=(512, 256, 1)))
+    with pytest.raises(TypeError, match=r"^stream: expected an int"):
+        flash_sm90.forward(q, k, v, out, stream="default")
+    with pytest.raises(ValueError, match=r"^stream: expected a non-negative int"):
+        flash_sm90.forward(q, k, v, out, stream=-1)
+    with pytest.raises(TypeError, match=r"^k: dtype='fp16' needs float16"):
+        flash_sm90.forward(q, FakeCudaArray(k.shape, "bfloat16"), v, out, dtype="fp16")
