@@ -1,6 +1,6 @@
 // The .npy reader/writer behind flash_attention_exec's --load-q/k/v and --save-out/--save-lse:
 // bit-exact round trips per dtype, hand-written headers (v1.0, v2.0), every rejection, the
-// conversions to the run's dtype, the CLI flags, and (when numpy is importable) files written and
+// conversions to the run's dtype, and (when numpy is importable) files written and
 // read by numpy itself. Runs without a GPU.
 #include <cstdint>
 #include <cstdio>
@@ -16,7 +16,6 @@
 
 #include <gtest/gtest.h>
 
-#include "cli_options.h"
 #include "host/half_convert.h"
 #include "host/host_tensor.h"
 #include "npy_io.h"
@@ -382,111 +381,6 @@ TEST(NpyNumpy, FilesFromNumpyAndBack) {
                            "out_lse.npy"}) {
     std::remove((dir + name).c_str());
   }
-}
-
-// --- CLI flags ------------------------------------------------------------------------------------
-
-using flash::cli::CliOptions;
-using flash::cli::ParseResult;
-
-ParseResult parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "flash_attention_exec");
-  std::vector<const char*> argv;
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  return flash::cli::parse_cli(static_cast<int>(argv.size()), argv.data());
-}
-
-TEST(CliNpyFlags, LoadAllThreeAndSave) {
-  const ParseResult r = parse({"--load-q", "q.npy", "--load-k=k.npy", "--load-v", "v.npy", "--save-out", "o.npy"});
-  ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
-  EXPECT_TRUE(r.options.loads_inputs());
-  EXPECT_EQ(r.options.load_q, "q.npy");
-  EXPECT_EQ(r.options.load_k, "k.npy");
-  EXPECT_EQ(r.options.load_v, "v.npy");
-  EXPECT_EQ(r.options.save_out, "o.npy");
-  EXPECT_FALSE(r.options.lse);
-  EXPECT_FALSE(parse({}).options.loads_inputs());
-}
-
-TEST(CliNpyFlags, MissingOneOfQkvIsAnError) {
-  ParseResult r = parse({"--load-q", "q.npy", "--load-v", "v.npy"});
-  EXPECT_EQ(r.action, ParseResult::Action::kError);
-  EXPECT_NE(r.error.find("missing --load-k"), std::string::npos) << r.error;
-  r = parse({"--load-k", "k.npy"});
-  EXPECT_EQ(r.action, ParseResult::Action::kError);
-  EXPECT_NE(r.error.find("missing --load-q and --load-v"), std::string::npos) << r.error;
-  r = parse({"--load-q="});
-  EXPECT_EQ(r.action, ParseResult::Action::kError);
-  EXPECT_NE(r.error.find("--load-q"), std::string::npos) << r.error;
-}
-
-TEST(CliNpyFlags, SaveLseImpliesLse) {
-  const ParseResult r = parse({"--save-lse", "lse.npy"});
-  ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
-  EXPECT_TRUE(r.options.lse);
-  EXPECT_EQ(r.options.save_lse, "lse.npy");
-  EXPECT_EQ(parse({"--save-out"}).action, ParseResult::Action::kError);
-}
-
-TEST(CliNpyFlags, HelpListsTheFlags) {
-  const std::string usage = flash::cli::usage_text("flash_attention_exec");
-  for (const char* text : {"--load-q", "--load-k", "--load-v", "--save-out", "--save-lse", "'<u2'"}) {
-    EXPECT_NE(usage.find(text), std::string::npos) << text;
-  }
-}
-
-CliOptions loading(const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"--load-q", "q.npy", "--load-k", "k.npy", "--load-v", "v.npy"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  const ParseResult r = parse(args);
-  EXPECT_EQ(r.action, ParseResult::Action::kRun) << r.error;
-  return r.options;
-}
-
-TEST(CliNpyShapes, FilesSetTheShapeOverThePreset) {
-  CliOptions o = loading({"--preset", "qwen2.5-vl-3b-llm"});
-  EXPECT_EQ(flash::cli::apply_loaded_shapes({2, 100, 8, 64}, {2, 300, 2, 64}, {2, 300, 2, 64}, &o), "");
-  EXPECT_EQ(o.batch, 2);
-  EXPECT_EQ(o.seqlen_q, 100);
-  EXPECT_EQ(o.seqlen_k, 300);
-  EXPECT_EQ(o.heads, 8);
-  EXPECT_EQ(o.heads_k, 2);
-  EXPECT_EQ(o.head_dim, 64);
-  EXPECT_EQ(o.dtype, DataType::BF16);   // dtype and mask still come from the preset
-  EXPECT_TRUE(o.causal);
-  // Explicit shape flags that agree with the files are fine.
-  o = loading({"--heads", "8", "--seqlen-k", "300", "--batch", "2"});
-  EXPECT_EQ(flash::cli::apply_loaded_shapes({2, 100, 8, 64}, {2, 300, 2, 64}, {2, 300, 2, 64}, &o), "");
-}
-
-TEST(CliNpyShapes, ConflictingShapeFlagIsAnError) {
-  CliOptions o = loading({"--heads", "16"});
-  std::string error = flash::cli::apply_loaded_shapes({1, 64, 8, 64}, {1, 64, 8, 64}, {1, 64, 8, 64}, &o);
-  EXPECT_NE(error.find("--heads 16 conflicts"), std::string::npos) << error;
-  EXPECT_NE(error.find("heads 8"), std::string::npos) << error;
-  o = loading({"--seqlen", "64"});   // sets both sequence lengths; k has 128
-  error = flash::cli::apply_loaded_shapes({1, 64, 8, 64}, {1, 128, 8, 64}, {1, 128, 8, 64}, &o);
-  EXPECT_NE(error.find("--seqlen 64 conflicts"), std::string::npos) << error;
-  EXPECT_NE(error.find("seqlen_k 128"), std::string::npos) << error;
-}
-
-TEST(CliNpyShapes, InconsistentFilesAreErrorsNamingThem) {
-  CliOptions o = loading({});
-  const auto error_for = [&o](std::vector<int64_t> q, std::vector<int64_t> k, std::vector<int64_t> v) {
-    return flash::cli::apply_loaded_shapes(q, k, v, &o);
-  };
-  std::string error = error_for({1, 64, 8}, {1, 64, 8, 64}, {1, 64, 8, 64});
-  EXPECT_NE(error.find("--load-q q.npy: expected 4 dimensions"), std::string::npos) << error;
-  EXPECT_NE(error.find("(1, 64, 8)"), std::string::npos) << error;
-  EXPECT_NE(error_for({2, 64, 8, 64}, {1, 64, 8, 64}, {1, 64, 8, 64}).find("differ in batch"), std::string::npos);
-  EXPECT_NE(error_for({1, 64, 8, 64}, {1, 64, 8, 128}, {1, 64, 8, 128}).find("differ in head_dim"), std::string::npos);
-  EXPECT_NE(error_for({1, 64, 8, 64}, {1, 64, 3, 64}, {1, 64, 3, 64}).find("multiple of k's"), std::string::npos);
-  error = error_for({1, 64, 8, 64}, {1, 64, 8, 64}, {1, 32, 8, 64});
-  EXPECT_NE(error.find("--load-v v.npy (1, 32, 8, 64)"), std::string::npos) << error;
-  EXPECT_NE(error.find("same shape"), std::string::npos) << error;
-  EXPECT_NE(error_for({1, 0, 8, 64}, {1, 64, 8, 64}, {1, 64, 8, 64}).find("every dimension"), std::string::npos);
-  // Nothing changed by a failed check.
-  EXPECT_EQ(o.heads, 16);
 }
 
 }  // namespace
