@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # The one script run on the GPU machine (an H100), from the repository root:
 #
-#   bash tools/device_run.sh [build] [test] [sanitize] [bench] [peers]     (no stage: all five)
+#   bash tools/device_run.sh [build] [test] [python] [sanitize] [bench] [peers]   (no stage: all six)
+#
+#   build     CMake + Ninja build of everything into build-dev/ (ptxas spill report)   -> build.log
+#   test      CTest on build-dev/                                                       -> ctest.log
+#   python    `pip install .` offline from carried wheels into build-python-site/, then pytest
+#             python/tests with CuPy, FLASH_EXEC=build-dev/apps/flash_attention_exec (the CLI
+#             .npy round trip, bit for bit); appended to ctest.log, so run it after test
+#   sanitize  compute-sanitizer on every kernel instance                            -> sanitizer.log
+#   bench     flash_bench --grid all                                        -> bench.json, bench.log
+#   peers     bench/compare_peers.py (cuDNN, FA2 via PyTorch)    -> peers.json, peers.png, bench.log
 #
 # Everything it keeps goes to $OUT (default ./out), at most 8 files, the transfer limit:
 #   build.log ctest.log sanitizer.log bench.json bench.log peers.json peers.png summary.txt
@@ -11,12 +20,20 @@
 # Environment:
 #   OUT               output folder (default ./out)
 #   FLASH_GIT_COMMIT  commit recorded in bench.json (a copy of the tree without .git cannot know it)
+#   FLASH_BUILD_JOBS  parallel compile jobs of build and python (default 16, the machine's cores)
 #   SANITIZE_TOOLS    compute-sanitizer tools to run (default "memcheck racecheck synccheck")
 #   FLASH_BENCH_ARGS  extra flash_bench arguments, e.g. "--grid qwen --iters 20"
 #   FLASH_ANCHORS     peers anchor file (default: shared/anchors/h100_attention_peers.json if present)
+#   FLASH_PY_WHEELS   folder of the wheels that `pip install .` needs offline (scikit-build-core,
+#                     nanobind, packaging, pathspec; ninja as a fallback); a relative path is taken
+#                     from the directory the script was started in. Default: .carry/wheels of this
+#                     tree, else ../wheels (this tree exported to .carry/tree beside .carry/wheels)
+#   FLASH_PYTHON      interpreter of the python stage (default python3: the machine's, with CuPy,
+#                     numpy and pytest)
 # shellcheck disable=SC2317  # the stage functions are called through "stage_$stage"
 set -uo pipefail
 
+caller_dir="$PWD"   # relative paths in the environment (FLASH_PY_WHEELS) are taken from here
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root" || exit 1
 OUT="${OUT:-$root/out}"
@@ -24,7 +41,9 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 
 build_dir="$root/build-dev"
-build_jobs=16       # the machine's cores
+py_build_dir="$root/build-python"        # scikit-build-core's CMake build of the extension
+py_site="$root/build-python-site"        # pip install --target: the installed flash_sm90
+build_jobs="${FLASH_BUILD_JOBS:-16}"     # the machine's cores
 ctest_jobs=8        # half of them: the GPU tests share one GPU
 summary="$OUT/summary.txt"
 : > "$summary"
@@ -75,6 +94,98 @@ stage_test() {
   skipped=$(grep -c -E '\(Skipped\)' "$log")
   local detail="${totals:-no test summary}; $skipped skipped"
   if [ "$rc" -eq 0 ]; then report test PASS "$detail"; else report test FAIL "exit $rc; $detail; see ctest.log"; fi
+}
+
+# The wheels folder of the python stage (see FLASH_PY_WHEELS above); empty when none is found.
+python_wheels_dir() {
+  local dir="${FLASH_PY_WHEELS:-}" candidate
+  if [ -n "$dir" ]; then
+    case "$dir" in /*) ;; *) dir="$caller_dir/$dir" ;; esac
+    echo "$dir"
+    return
+  fi
+  for candidate in "$root/.carry/wheels" "$root/../wheels"; do
+    if [ -d "$candidate" ]; then (cd "$candidate" && pwd); return; fi
+  done
+}
+
+# COUNT of WORD ("passed", "failed", ...) in pytest's closing line, 0 when absent.
+pytest_count() {
+  local n
+  n=$(grep -oE "[0-9]+ $1" <<< "$2" | head -n 1 | awk '{print $1}')
+  echo "${n:-0}"
+}
+
+stage_python() {
+  local log="$OUT/ctest.log"   # $OUT holds at most 8 files: the pytest log follows CTest's
+  local py="${FLASH_PYTHON:-python3}" wheels
+  wheels=$(python_wheels_dir)
+  echo "=== python: $py ($("$py" --version 2>&1)), wheels ${wheels:-none found}" >> "$log"
+  if [ -z "$wheels" ] || ! compgen -G "$wheels/*.whl" > /dev/null; then
+    report python FAIL "no wheels in '${wheels:-$root/.carry/wheels or $root/../wheels}': set FLASH_PY_WHEELS"
+    return
+  fi
+  ls "$wheels" >> "$log"
+  local missing
+  if ! missing=$("$py" -c 'import numpy, pytest' 2>&1); then
+    echo "$missing" >> "$log"
+    report python FAIL "$py cannot import numpy and pytest; see ctest.log"
+    return
+  fi
+  # The CLI for test_cli_npy_roundtrip_bitwise (the test fails, not skips, when it is not there).
+  export FLASH_EXEC="$build_dir/apps/flash_attention_exec"
+  [ -x "$FLASH_EXEC" ] || echo "warning: $FLASH_EXEC is not built: run the build stage first" >> "$log"
+
+  # No index: pip takes the build requirements (pyproject.toml) from the wheels folder. A target
+  # folder rather than a virtualenv: a venv made from a venv's python (the machine's python3 is
+  # /opt/torch/.venv's) would not see that venv's CuPy and numpy, even with --system-site-packages.
+  echo "=== python: pip install --no-index --find-links $wheels --target $py_site ." >> "$log"
+  rm -rf "$py_site"
+  local start=$SECONDS
+  CMAKE_BUILD_PARALLEL_LEVEL="$build_jobs" SKBUILD_BUILD_DIR="$py_build_dir" \
+    "$py" -m pip install --no-index --find-links "$wheels" --no-cache-dir --no-compile \
+      --disable-pip-version-check --target "$py_site" . >> "$log" 2>&1
+  local rc=$?
+  local install_s=$((SECONDS - start))
+  if [ "$rc" -ne 0 ]; then
+    report python FAIL "pip install . exit $rc after ${install_s}s; see ctest.log"
+    return
+  fi
+
+  # From python/tests, so that the installed package (not python/flash_sm90) is imported; the
+  # machine's pytest plugins stay off.
+  echo "=== python: pytest -q -rs python/tests (FLASH_EXEC=$FLASH_EXEC)" >> "$log"
+  local pytest_log="$py_build_dir/pytest.log"   # its own copy, to count from
+  mkdir -p "$py_build_dir"
+  start=$SECONDS
+  (cd python/tests &&
+     PYTHONPATH="$py_site${PYTHONPATH:+:$PYTHONPATH}" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
+       "$py" -m pytest -q -rs -p no:cacheprovider .) 2>&1 | tee "$pytest_log" >> "$log"
+  rc=${PIPESTATUS[0]}
+  local test_s=$((SECONDS - start))
+  local closing passed skipped failed errors gpu_skipped gpu_reason
+  closing=$(grep -E '(passed|failed|skipped|error|no tests ran).* in [0-9.]+s' "$pytest_log" | tail -n 1)
+  passed=$(pytest_count passed "$closing")
+  skipped=$(pytest_count skipped "$closing")
+  failed=$(pytest_count failed "$closing")
+  errors=$(pytest_count error "$closing")
+  # -rs lists skips as "SKIPPED [N] test_gpu.py:LINE: reason": on this machine none may skip.
+  local gpu_skip_lines='^SKIPPED \[[0-9]+\] ([^ ]*/)?test_gpu\.py'
+  gpu_skipped=$(grep -E "$gpu_skip_lines" "$pytest_log" | sed -E 's/^SKIPPED \[([0-9]+)\].*/\1/' |
+                  awk '{s += $1} END {print s + 0}')
+  gpu_reason=$(grep -m 1 -E "$gpu_skip_lines" "$pytest_log" | sed -E 's/^SKIPPED \[[0-9]+\] [^:]+:[0-9]+: //')
+  local detail="$passed passed, $skipped skipped, $failed failed, $errors errors"
+  detail="$detail; install ${install_s}s, pytest ${test_s}s"
+  if [ "$gpu_skipped" -gt 0 ]; then
+    detail="$detail; GPU TESTS SKIPPED ($gpu_skipped in test_gpu.py): $gpu_reason"
+  else
+    detail="$detail; test_gpu.py ran, none skipped"
+  fi
+  if [ "$rc" -eq 0 ] && [ "$gpu_skipped" -eq 0 ]; then
+    report python PASS "$detail"
+  else
+    report python FAIL "pytest exit $rc; $detail; see ctest.log"
+  fi
 }
 
 stage_sanitize() {
@@ -160,11 +271,11 @@ if [ -z "${FLASH_GIT_COMMIT:-}" ] && commit=$(git rev-parse HEAD 2>/dev/null); t
 fi
 
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(build test sanitize bench peers)
+[ ${#stages[@]} -eq 0 ] && stages=(build test python sanitize bench peers)
 for stage in "${stages[@]}"; do
   case "$stage" in
-    build|test|sanitize|bench|peers) "stage_$stage" ;;
-    *) report "$stage" FAIL "unknown stage (expected build, test, sanitize, bench or peers)" ;;
+    build|test|python|sanitize|bench|peers) "stage_$stage" ;;
+    *) report "$stage" FAIL "unknown stage (expected build, test, python, sanitize, bench or peers)" ;;
   esac
 done
 

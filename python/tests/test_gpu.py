@@ -6,8 +6,14 @@ otherwise every test is skipped with the reason. Tolerances are the C++ tests': 
 
 bf16: CuPy has no bfloat16 dtype, so bf16 tensors are CuPy uint16 arrays holding bf16 bits (made
 from float32 by rounding to nearest even on the host) and forward() gets dtype='bf16'.
+
+test_cli_npy_roundtrip_bitwise also runs flash_attention_exec (path in the environment variable
+FLASH_EXEC; skipped with the reason when it is unset) on .npy files and asserts that its saved output
+and LSE equal forward()'s bit for bit.
 """
 import math
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -204,5 +210,70 @@ def test_binding_checks():
         flash_sm90.forward(q, q, q, out, lse=cp.zeros((1, 64, 2), dtype=cp.float32))
 
 
-def test_bitwise_against_cpp_path():
-    pytest.skip("bit-for-bit comparison with flash_attention_exec --save-out: to be done on the H100")
+# --- the CLI's .npy path against forward(), bit for bit ------------------------------------------
+# q, k, v are written with NumPy as the CLI documents (fp16 '<f2', bf16 '<u2' raw bits), run through
+# flash_attention_exec --load-q/k/v --save-out --save-lse (its own reference check on), and what it
+# saves must equal forward() on the same inputs bit for bit. FLASH_EXEC names the binary
+# (tools/device_run.sh's python stage sets it to build-dev/apps/flash_attention_exec).
+def _flash_exec():
+    exe = os.environ.get("FLASH_EXEC", "")
+    if not exe:
+        pytest.skip("FLASH_EXEC is not set: point it at build*/apps/flash_attention_exec to compare the CLI "
+                    "with forward() bit for bit")
+    assert os.path.isfile(exe) and os.access(exe, os.X_OK), f"FLASH_EXEC={exe!r} is not an executable file"
+    return exe
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize(
+    "b,sq,sk,h,hk,d,causal",
+    [
+        (2, 173, 301, 8, 2, 128, True),    # GQA, causal, odd lengths, seqlen_q < seqlen_k
+        (1, 301, 173, 4, 1, 64, True),     # MQA, causal, seqlen_q > seqlen_k: rows that see no key
+        (1, 200, 200, 4, 4, 256, False),   # MHA, no mask
+    ],
+)
+def test_cli_npy_roundtrip_bitwise(tmp_path, dtype, b, sq, sk, h, hk, d, causal):
+    exe = _flash_exec()
+    rng = np.random.default_rng(11)
+    host = {}
+    for name, shape in (("q", (b, sq, h, d)), ("k", (b, sk, hk, d)), ("v", (b, sk, hk, d))):
+        x = rng.standard_normal(shape).astype(np.float32)
+        host[name] = x.astype(np.float16) if dtype == "fp16" else f32_to_bf16_bits(x)
+        np.save(tmp_path / f"{name}.npy", host[name])
+    assert np.load(tmp_path / "q.npy").dtype.str == ("<f2" if dtype == "fp16" else "<u2")
+
+    # The files set the shape; the shape flags given as well must agree with them.
+    cmd = [exe, "--dtype", dtype, "--causal" if causal else "--no-causal",
+           "--batch", str(b), "--seqlen-q", str(sq), "--seqlen-k", str(sk),
+           "--heads", str(h), "--heads-k", str(hk), "--head-dim", str(d),
+           "--load-q", str(tmp_path / "q.npy"), "--load-k", str(tmp_path / "k.npy"),
+           "--load-v", str(tmp_path / "v.npy"),
+           "--save-out", str(tmp_path / "out.npy"), "--save-lse", str(tmp_path / "lse.npy"),
+           "--iters", "1", "--warmup", "0"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"{' '.join(cmd)}\nexit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    assert "note:" not in run.stderr, run.stderr   # the dtype's own bits: taken as-is, not rounded
+    out_cli = np.load(tmp_path / "out.npy")
+    lse_cli = np.load(tmp_path / "lse.npy")
+    assert out_cli.dtype.str == ("<f2" if dtype == "fp16" else "<u2") and out_cli.shape == (b, sq, h, d)
+    assert lse_cli.dtype.str == "<f4" and lse_cli.shape == (b, h, sq)
+
+    q, k, v = (cp.asarray(host[n]) for n in ("q", "k", "v"))
+    out = empty_out((b, sq, h, d), dtype)
+    lse = cp.full((b, h, sq), np.nan, dtype=cp.float32)
+    stream = cp.cuda.get_current_stream()
+    flash_sm90.forward(q, k, v, out, causal=causal, lse=lse, stream=stream.ptr,
+                       dtype=None if dtype == "fp16" else "bf16")
+    stream.synchronize()
+    out_lib = cp.asnumpy(out)
+    lse_lib = cp.asnumpy(lse)
+
+    out_bits, out_cli_bits = out_lib.view(np.uint16), out_cli.view(np.uint16)
+    lse_bits, lse_cli_bits = lse_lib.view(np.uint32), lse_cli.view(np.uint32)
+    assert np.array_equal(out_cli_bits, out_bits), \
+        f"out: {int((out_cli_bits != out_bits).sum())} of {out_bits.size} elements differ"
+    assert np.array_equal(lse_cli_bits, lse_bits), \
+        f"lse: {int((lse_cli_bits != lse_bits).sum())} of {lse_bits.size} values differ"
+    if causal and sq > sk:
+        assert np.isneginf(lse_lib[:, :, : sq - sk]).all()   # rows that see no key
