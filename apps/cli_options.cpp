@@ -6,13 +6,25 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <numeric>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include "host/host_tensor.h"
 
 namespace flash::cli {
 namespace {
+
+// Qwen2.5-VL's vision encoder merges 2 x 2 patches into a group of 4 consecutive tokens, and its
+// windowed layers attend within windows of 4 x 4 groups.
+constexpr int kVitMergeSize = 2;
+constexpr int kVitWindowGroups = 4;
+// The first user's image: an 84 x 58 patch grid, one token per patch.
+constexpr int kQwenVitPatchRows = 84;
+constexpr int kQwenVitPatchCols = 58;
+
+std::vector<int> qwen_vit_windows() { return qwen_vit_window_lengths(kQwenVitPatchRows, kQwenVitPatchCols); }
 
 struct Preset {
   const char* name;
@@ -24,12 +36,21 @@ struct Preset {
   int head_dim;
   DataType dtype;
   bool causal;
+  // Variable-length presets: the sequence lengths (the same for queries and keys); batch and
+  // seqlen above are then unused. Null for a dense batch.
+  std::vector<int> (*varlen_lens)() = nullptr;
 };
 
 constexpr Preset kPresets[] = {
     {kDefaultPreset, "the seed example", 1, 512, 16, 16, 128, DataType::FP16, false},
     // One prefill sequence of the first user's language model (GQA 8:1).
-    {"qwen2.5-vl-3b-llm", "Qwen2.5-VL-3B language-model prefill", 1, 4096, 16, 2, 128, DataType::BF16, true},
+    {"qwen2.5-vl-3b-llm-prefill", "Qwen2.5-VL-3B language-model prefill", 1, 4096, 16, 2, 128, DataType::BF16, true},
+    // The vision encoder's windowed layers: one sequence per window.
+    {"qwen2.5-vl-3b-vit-window", "Qwen2.5-VL-3B vision encoder, windowed layers (84 x 58 patches)", 0, 0, 16, 16, 80,
+     DataType::BF16, false, qwen_vit_windows},
+    // Its full-attention layers: the whole image as one sequence.
+    {"qwen2.5-vl-3b-vit-full", "Qwen2.5-VL-3B vision encoder, full-attention layers (84 x 58 patches)", 1,
+     kQwenVitPatchRows * kQwenVitPatchCols, 16, 16, 80, DataType::BF16, false},
 };
 
 const Preset* find_preset(const std::string& name) {
@@ -49,6 +70,12 @@ void apply_preset(const Preset& preset, CliOptions* options) {
   options->head_dim = preset.head_dim;
   options->dtype = preset.dtype;
   options->causal = preset.causal;
+  options->varlen_q_lens.clear();
+  options->varlen_k_lens.clear();
+  if (preset.varlen_lens) {
+    options->varlen_q_lens = preset.varlen_lens();
+    options->varlen_k_lens = options->varlen_q_lens;
+  }
 }
 
 struct ParseState {
@@ -56,6 +83,9 @@ struct ParseState {
   const Preset* preset = nullptr;
   bool heads_given = false;
   bool heads_k_given = false;
+  // The text given to --varlen-q-lens/--varlen-k-lens (the last one); empty: not given.
+  std::string varlen_q_text;
+  std::string varlen_k_text;
 };
 
 // Applies one flag; returns an error message, or an empty string on success.
@@ -95,8 +125,60 @@ std::string set_path(const std::string& flag, const std::string& value, std::str
   return {};
 }
 
+// A finite float >= 0 (the whole string).
+std::string set_nonnegative_float(const std::string& flag, const std::string& value, float* field) {
+  const char* begin = value.c_str();
+  char* end = nullptr;
+  errno = 0;
+  const double parsed = std::strtod(begin, &end);
+  const auto narrowed = static_cast<float>(parsed);
+  if (value.empty() || std::isspace(static_cast<unsigned char>(value[0])) || *end != '\0' || errno != 0 ||
+      !std::isfinite(narrowed) || parsed < 0.0) {
+    return invalid(flag, value, "a finite number >= 0");
+  }
+  *field = narrowed;
+  return {};
+}
+
+// A comma-separated list of integers >= 0, at least one ("64,17,0").
+std::string set_int_list(const std::string& flag, const std::string& value, std::vector<int>* field) {
+  std::vector<int> items;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = value.find(',', start);
+    const std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int64_t parsed = 0;
+    if (!parse_int_in_range(item, 0, INT_MAX, &parsed)) {
+      return invalid(flag, value, "a comma-separated list of integers >= 0 (e.g. 64,17,0)");
+    }
+    items.push_back(static_cast<int>(parsed));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  *field = std::move(items);
+  return {};
+}
+
+// "1 entry", "3 entries".
+std::string count_text(size_t count, const char* one, const char* many) {
+  return std::to_string(count) + " " + (count == 1 ? one : many);
+}
+
+std::string list_text(const std::vector<int>& values) {
+  std::string text;
+  for (size_t i = 0; i < values.size(); ++i) text += (i ? "," : "") + std::to_string(values[i]);
+  return text;
+}
+
+// Sum of the lengths, or -1 when it exceeds INT_MAX (the library's total_q/total_k are int).
+int64_t checked_total(const std::vector<int>& lengths) {
+  const int64_t total = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
+  return total > INT_MAX ? -1 : total;
+}
+
 constexpr int kMinExtent = 1;   // batch, sequence lengths, heads, head dim, timed launches
 constexpr int kMinWarmup = 0;
+constexpr int kNoWindow = -1;   // window sizes: -1 is no limit on that side
 
 const Flag kFlags[] = {
     {"--preset", "NAME", "shape preset (default seed; see Presets); other flags override it",
@@ -160,18 +242,35 @@ const Flag kFlags[] = {
        return {};
      }},
     {"--scale", "X", "softmax scale (default 0: 1/sqrt(head_dim))",
-     [](const std::string& flag, const std::string& value, ParseState* state) -> std::string {
-       const char* begin = value.c_str();
-       char* end = nullptr;
-       errno = 0;
-       const double parsed = std::strtod(begin, &end);
-       const auto narrowed = static_cast<float>(parsed);
-       if (value.empty() || std::isspace(static_cast<unsigned char>(value[0])) || *end != '\0' || errno != 0 ||
-           !std::isfinite(narrowed) || parsed < 0.0) {
-         return invalid(flag, value, "a finite number >= 0");
-       }
-       state->options.scale = narrowed;
-       return {};
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_nonnegative_float(flag, value, &state->options.scale);
+     }},
+    {"--window-left", "N", "sliding window: keys left of the diagonal a query sees (default -1: all)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kNoWindow, &state->options.window_left);
+     }},
+    {"--window-right", "N", "keys right of the diagonal a query sees (default -1: all; with --causal -1 or 0)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, kNoWindow, &state->options.window_right);
+     }},
+    {"--softcap", "X", "softcap: scaled score s -> X tanh(s / X) (default 0: off)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_nonnegative_float(flag, value, &state->options.softcap);
+     }},
+    {"--varlen-q-lens", "LENS", "query lengths of a packed variable-length batch, comma-separated (0 allowed); with "
+                                "--varlen-k-lens, sets the batch and the longest lengths",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       state->varlen_q_text = value;
+       return set_int_list(flag, value, &state->options.varlen_q_lens);
+     }},
+    {"--varlen-k-lens", "LENS", "key/value lengths, one per sequence",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       state->varlen_k_text = value;
+       return set_int_list(flag, value, &state->options.varlen_k_lens);
+     }},
+    {"--seqused-k", "COUNTS", "keys used per batch entry, comma-separated (its first ones; clamped to its keys)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int_list(flag, value, &state->options.seqused_k);
      }},
     {"--lse", nullptr, "also return the log-sum-exp per row and check it",
      [](const std::string&, const std::string&, ParseState* state) -> std::string {
@@ -246,6 +345,82 @@ const Flag* find_flag(const std::string& name) {
 
 bool is_help(const std::string& arg) { return arg == "--help" || arg == "-h"; }
 
+// Where the variable-length sequences come from, for error messages.
+std::string varlen_source(const ParseState& state) {
+  if (!state.varlen_q_text.empty() || !state.varlen_k_text.empty()) return "--varlen-q-lens/--varlen-k-lens";
+  return std::string("--preset ") + state.preset->name;
+}
+
+// Variable-length sequences: both lists or neither, as many of each, at least one token each, no
+// .npy inputs; then they set the batch and the longest lengths (explicit shape flags must agree).
+std::string apply_varlen(ParseState* state) {
+  CliOptions& o = state->options;
+  if (o.varlen_q_lens.empty() != o.varlen_k_lens.empty()) {
+    return std::string("--varlen-q-lens and --varlen-k-lens go together: missing ") +
+           (o.varlen_q_lens.empty() ? "--varlen-q-lens" : "--varlen-k-lens");
+  }
+  if (!o.varlen()) return {};
+  const std::string source = varlen_source(*state);
+  if (o.varlen_q_lens.size() != o.varlen_k_lens.size()) {
+    return "--varlen-q-lens '" + list_text(o.varlen_q_lens) + "' has " +
+           count_text(o.varlen_q_lens.size(), "length", "lengths") + " but --varlen-k-lens '" +
+           list_text(o.varlen_k_lens) + "' has " + std::to_string(o.varlen_k_lens.size()) +
+           ": one of each per sequence";
+  }
+  const struct {
+    const char* flag;
+    const std::vector<int>& lengths;
+  } lists[] = {{"--varlen-q-lens", o.varlen_q_lens}, {"--varlen-k-lens", o.varlen_k_lens}};
+  for (const auto& list : lists) {
+    const int64_t total = checked_total(list.lengths);
+    if (total <= 0) {
+      return invalid(list.flag, list_text(list.lengths),
+                     total == 0 ? "lengths with at least one token in all (the packed tensors need a row)"
+                                : "lengths that sum to at most " + std::to_string(INT_MAX));
+    }
+  }
+  if (o.loads_inputs()) {
+    return "--load-q/--load-k/--load-v cannot be combined with variable-length sequences (" + source +
+           "): .npy inputs are dense [batch, seqlen, heads, head_dim]";
+  }
+  const int batch = static_cast<int>(o.varlen_q_lens.size());
+  const int longest_q = *std::max_element(o.varlen_q_lens.begin(), o.varlen_q_lens.end());
+  const int longest_k = *std::max_element(o.varlen_k_lens.begin(), o.varlen_k_lens.end());
+  const struct {
+    const ShapeFlag& flag;
+    int value;
+    const char* what;
+  } fields[] = {{o.explicit_shape.batch, batch, "sequences"},
+                {o.explicit_shape.seqlen_q, longest_q, "as the longest query length"},
+                {o.explicit_shape.seqlen_k, longest_k, "as the longest key length"}};
+  for (const auto& field : fields) {
+    if (!field.flag.flag.empty() && field.flag.value != field.value) {
+      return field.flag.flag + " " + std::to_string(field.flag.value) + " conflicts with the variable-length " +
+             "sequences of " + source + " (" + std::to_string(field.value) + " " + field.what +
+             "): they set the batch and the longest lengths";
+    }
+  }
+  o.batch = batch;
+  o.seqlen_q = longest_q;
+  o.seqlen_k = longest_k;
+  return {};
+}
+
+// --seqused-k (one entry per batch entry; checked by apply_loaded_shapes with .npy inputs, whose
+// batch is not known yet) and the window against the causal mask.
+std::string check_masks(const ParseState& state) {
+  const CliOptions& o = state.options;
+  if (!o.seqused_k.empty() && !o.loads_inputs() && static_cast<int>(o.seqused_k.size()) != o.batch) {
+    return "--seqused-k '" + list_text(o.seqused_k) + "' has " + count_text(o.seqused_k.size(), "entry", "entries") +
+           " but the batch has " + std::to_string(o.batch) + ": one per batch entry";
+  }
+  if (o.causal && o.window_right > 0) {
+    return "--window-right " + std::to_string(o.window_right) + " conflicts with the causal mask (--causal or the " +
+           "preset's), which allows no key right of the diagonal: use -1 or 0, or add --no-causal";
+  }
+  return {};
+}
+
 ParseResult error_result(std::string message) {
   ParseResult result;
   result.action = ParseResult::Action::kError;
@@ -254,6 +429,26 @@ ParseResult error_result(std::string message) {
 }
 
 }  // namespace
+
+std::vector<int> qwen_vit_window_lengths(int patch_rows, int patch_cols) {
+  if (patch_rows <= 0 || patch_cols <= 0 || patch_rows % kVitMergeSize != 0 || patch_cols % kVitMergeSize != 0) {
+    throw std::invalid_argument("qwen_vit_window_lengths: a " + std::to_string(patch_rows) + " x " +
+                                std::to_string(patch_cols) + " patch grid; both sides must be positive multiples of " +
+                                std::to_string(kVitMergeSize));
+  }
+  const int group_rows = patch_rows / kVitMergeSize;
+  const int group_cols = patch_cols / kVitMergeSize;
+  constexpr int kTokensPerGroup = kVitMergeSize * kVitMergeSize;
+  std::vector<int> lengths;
+  for (int row = 0; row < group_rows; row += kVitWindowGroups) {
+    for (int col = 0; col < group_cols; col += kVitWindowGroups) {
+      const int rows = std::min(kVitWindowGroups, group_rows - row);
+      const int cols = std::min(kVitWindowGroups, group_cols - col);
+      lengths.push_back(rows * cols * kTokensPerGroup);
+    }
+  }
+  return lengths;
+}
 
 bool parse_int_in_range(const std::string& text, int64_t min_value, int64_t max_value, int64_t* value) {
   // strtoll skips leading spaces and accepts '+'; an option value is plain digits with an optional '-'.
@@ -322,6 +517,9 @@ ParseResult parse_cli(int argc, const char* const* argv) {
     return error_result("--load-q, --load-k and --load-v go together: missing " + missing);
   }
   if (!o.save_lse.empty()) state.options.lse = true;
+  std::string error = apply_varlen(&state);
+  if (error.empty()) error = check_masks(state);
+  if (!error.empty()) return error_result(error);
 
   ParseResult result;
   result.action = ParseResult::Action::kRun;
@@ -377,6 +575,11 @@ std::string apply_loaded_shapes(const std::vector<int64_t>& q, const std::vector
              field.what + " " + std::to_string(field.loaded) + " in " + qk + "); the files set the shape";
     }
   }
+  if (!options->seqused_k.empty() && static_cast<int64_t>(options->seqused_k.size()) != q[0]) {
+    return "--seqused-k '" + list_text(options->seqused_k) + "' has " +
+           count_text(options->seqused_k.size(), "entry", "entries") + " but the loaded inputs have batch " +
+           std::to_string(q[0]) + " (" + qk + "): one per batch entry";
+  }
   options->batch = static_cast<int>(q[0]);
   options->seqlen_q = static_cast<int>(q[1]);
   options->seqlen_k = static_cast<int>(k[1]);
@@ -405,14 +608,23 @@ std::string usage_text(const std::string& program) {
   for (const Preset& p : kPresets) {
     std::string left = std::string("  ") + p.name;
     left.resize(std::max<size_t>(left.size() + 1, kFlagColumn), ' ');
-    out << left << p.purpose << ": batch " << p.batch << ", seqlen " << p.seqlen << ", heads " << p.heads
-        << ", heads-k " << p.heads_k << ", head-dim " << p.head_dim << ", " << host::dtype_name(p.dtype) << ", "
-        << (p.causal ? "causal" : "non-causal") << "\n";
+    out << left << p.purpose << ": ";
+    if (p.varlen_lens) {
+      const std::vector<int> lengths = p.varlen_lens();
+      out << lengths.size() << " variable-length sequences (up to "
+          << *std::max_element(lengths.begin(), lengths.end()) << " tokens, " << checked_total(lengths)
+          << " in all)";
+    } else {
+      out << "batch " << p.batch << ", seqlen " << p.seqlen;
+    }
+    out << ", heads " << p.heads << ", heads-k " << p.heads_k << ", head-dim " << p.head_dim << ", "
+        << host::dtype_name(p.dtype) << ", " << (p.causal ? "causal" : "non-causal") << "\n";
   }
   out << "\n.npy files: '<f2' (float16) and '<f4' (float32) are rounded to the run's dtype (nearest even) when\n"
       << "they are not its own type; bf16 is stored as '<u2' holding the raw bf16 bits (read it back with\n"
       << "np.load(p).view(ml_dtypes.bfloat16)), fp8 as '|u1' raw e4m3 bytes. The output is saved in the run's\n"
-      << "output dtype, [batch, seqlen_q, heads, head_dim].\n";
+      << "output dtype, [batch, seqlen_q, heads, head_dim] ([total_q, heads, head_dim] with variable lengths;\n"
+      << "the LSE [heads, total_q]). --load-q/k/v cannot be combined with variable lengths.\n";
   out << "\nExit status: 0 success; 1 no SM90 device, unreadable input file, library error or failed check; "
       << kExitUsageError << " bad command line (loaded shapes that disagree included).\n";
   return out.str();

@@ -29,7 +29,9 @@ struct ExplicitShape {
 };
 
 // Shape, dtype and causal come from the preset unless a flag sets them; with --load-q/k/v the
-// shape comes from the files instead (apply_loaded_shapes).
+// shape comes from the files instead (apply_loaded_shapes). With variable-length sequences
+// (--varlen-q-lens/--varlen-k-lens or a varlen preset) batch is the number of sequences and
+// seqlen_q/seqlen_k the longest lengths.
 struct CliOptions {
   std::string preset;
   int batch = 0;
@@ -41,6 +43,12 @@ struct CliOptions {
   DataType dtype = DataType::FP16;
   bool causal = false;
   float scale = 0.0f;      // 0 means 1/sqrt(head_dim), as in the library
+  int window_left = -1;    // sliding window (FlashAttentionParams::window_size_left/right); -1 unbounded
+  int window_right = -1;
+  float softcap = 0.0f;    // 0: off
+  std::vector<int> varlen_q_lens;   // per-sequence lengths (both or neither); empty: dense batch
+  std::vector<int> varlen_k_lens;
+  std::vector<int> seqused_k;       // keys used per batch entry; empty: all
   bool lse = false;        // also return the LSE and check it
   bool check = true;       // compare against the CPU double reference
   int iters = kDefaultIters;     // timed launches
@@ -55,6 +63,7 @@ struct CliOptions {
   ExplicitShape explicit_shape;  // shape flags given on the command line
 
   bool loads_inputs() const { return !load_q.empty(); }
+  bool varlen() const { return !varlen_q_lens.empty(); }
 };
 
 struct ParseResult {
@@ -70,13 +79,21 @@ ParseResult parse_cli(int argc, const char* const* argv);
 
 // With --load-q/k/v: checks the shapes read from the three files ([batch, seqlen, heads,
 // head_dim] each; equal batch and head_dim, k and v the same shape, q's heads a multiple of k's)
-// and against every explicit shape flag, then makes them the problem shape. Returns an error
-// naming the file(s) or the flag, or an empty string. Pure: the caller reads the files.
+// and against every explicit shape flag and --seqused-k's entry count, then makes them the problem
+// shape. Returns an error naming the file(s) or the flag, or an empty string. Pure: the caller
+// reads the files.
 std::string apply_loaded_shapes(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
                                 const std::vector<int64_t>& v, CliOptions* options);
 
 // The --help text: every flag with its default, and the presets.
 std::string usage_text(const std::string& program);
+
+// The window lengths (tokens) of Qwen2.5-VL's vision encoder on a patch grid of patch_rows x
+// patch_cols (both even): patches merge in 2 x 2 groups of 4 consecutive tokens, and windows of
+// 4 x 4 groups (64 tokens), smaller at the grid's right and bottom edges, are listed row by row.
+// 84 x 58 gives 11 x 8 = 88 windows, 4872 tokens. Throws std::invalid_argument for odd or
+// non-positive sizes.
+std::vector<int> qwen_vit_window_lengths(int patch_rows, int patch_cols);
 
 // Strict integer parsing shared with the benchmark's options: the whole string must be a base-10
 // integer in [min_value, max_value].

@@ -1,8 +1,11 @@
 // flash_attention_exec: runs FlashAttention forward through the public API on random inputs (or
-// q, k, v read from .npy files), checks that every output was written and matches the CPU double
+// q, k, v read from .npy files), dense or as a packed variable-length batch, with optional sliding
+// window, softcap and seqused_k; checks that every output was written and matches the CPU double
 // reference, and times it; optionally saves the output and the LSE as .npy.
 // Exit status: 0 success; 1 no SM90 device, unreadable input file, library error or failed check;
 // 2 bad command line (loaded shapes that disagree with each other or with a shape flag included).
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -29,8 +32,8 @@ using flash::cli::CliOptions;
 
 constexpr const char* kProgram = "flash_attention_exec";
 constexpr int kExitFailure = 1;
-// Problems up to this many b*h*sq*sk*d multiply-adds are checked row by row in full (a few
-// seconds of host threads); larger ones on a sample of rows.
+// Problems up to this many h*sq*sk*d multiply-adds (summed over the batch entries) are checked row
+// by row in full (a few seconds of host threads); larger ones on a sample of rows.
 constexpr double kFullCheckMaxWork = 2147483648.0;   // 2^31
 constexpr int kSampledRandomRows = 256;
 constexpr int kFirstAndLastRows = 2;
@@ -100,6 +103,54 @@ bool load_inputs(CliOptions* options, LoadedInputs* loaded, std::string* shape_e
   return true;
 }
 
+// Offsets (cu_seqlens) of packed sequences of these lengths: 0, l0, l0 + l1, ...
+std::vector<int> offsets_of(const std::vector<int>& lengths) {
+  std::vector<int> offsets = {0};
+  for (const int length : lengths) offsets.push_back(offsets.back() + length);
+  return offsets;
+}
+
+// The problem the options describe; the same for the library (through ForwardRunner) and the
+// reference.
+flash::reference::Problem problem_of(const CliOptions& o) {
+  flash::reference::Problem problem;
+  problem.batch = o.batch;
+  problem.seqlen_q = o.seqlen_q;   // with variable lengths: the longest ones
+  problem.seqlen_k = o.seqlen_k;
+  problem.num_heads = o.heads;
+  problem.num_heads_k = o.heads_k;
+  problem.head_dim = o.head_dim;
+  problem.is_causal = o.causal;
+  problem.softmax_scale = o.scale;   // 0 means 1/sqrt(head_dim) on both sides
+  problem.window_left = o.window_left;
+  problem.window_right = o.window_right;
+  problem.softcap = o.softcap;       // a float, as the library gets it
+  if (o.varlen()) {
+    problem.cu_seqlens_q = offsets_of(o.varlen_q_lens);
+    problem.cu_seqlens_k = offsets_of(o.varlen_k_lens);
+  }
+  problem.seqused_k = o.seqused_k;
+  return problem;
+}
+
+// Multiply-adds of the reference over all rows, masks ignored: h * len_q * len_k * d per entry.
+double reference_work(const flash::reference::Problem& p) {
+  double work = 0.0;
+  for (int b = 0; b < p.batch; ++b) {
+    work += static_cast<double>(p.num_heads) * flash::reference::seqlen_of_q(p, b) *
+            flash::reference::seqlen_of_k(p, b) * p.head_dim;
+  }
+  return work;
+}
+
+// A summary of lengths: "shortest..longest (total in all)".
+std::string lengths_text(const std::vector<int>& lengths) {
+  const auto [shortest, longest] = std::minmax_element(lengths.begin(), lengths.end());
+  int64_t total = 0;
+  for (const int length : lengths) total += length;
+  return std::to_string(*shortest) + ".." + std::to_string(*longest) + " (" + std::to_string(total) + " in all)";
+}
+
 void print_stats(const char* label, const flash::host::ErrorStats& stats) {
   std::printf("  %-4s rel_l2 %.3e  max_abs %.3e  non-finite %lld of %lld\n", label, stats.rel_l2, stats.max_abs,
               static_cast<long long>(stats.nonfinite), static_cast<long long>(stats.count));
@@ -114,9 +165,16 @@ void print_report(const CliOptions& o, const Report& r) {
   } else {
     std::printf("inputs   random (seed %llu)\n", static_cast<unsigned long long>(o.seed));
   }
+  if (o.varlen()) {
+    std::printf("varlen   %zu sequences, query lengths %s, key lengths %s\n", o.varlen_q_lens.size(),
+                lengths_text(o.varlen_q_lens).c_str(), lengths_text(o.varlen_k_lens).c_str());
+  }
+  if (!o.seqused_k.empty()) std::printf("seqused  keys used per entry %s\n", lengths_text(o.seqused_k).c_str());
   std::printf("options  dtype %s  causal %s  scale %s  lse %s  preset %s\n", flash::host::dtype_name(o.dtype),
               o.causal ? "yes" : "no", o.scale == 0.0f ? "1/sqrt(head_dim)" : std::to_string(o.scale).c_str(),
               o.lse ? "yes" : "no", o.preset.c_str());
+  std::printf("mask     window left %d right %d (-1: no limit)  softcap %s\n", o.window_left, o.window_right,
+              o.softcap == 0.0f ? "off" : std::to_string(o.softcap).c_str());
   if (!r.ran) return;
   std::printf("written  %s (non-finite outputs %lld, NaN LSE %lld, guard bytes %s)\n",
               r.written.ok() ? "ok" : "FAILED", static_cast<long long>(r.written.out_nonfinite),
@@ -160,7 +218,22 @@ std::string report_json(const CliOptions& o, const Report& r) {
       .string("dtype", flash::host::dtype_name(o.dtype))
       .boolean("causal", o.causal)
       .number("softmax_scale", o.scale)
-      .boolean("lse", o.lse)
+      .integer("window_left", o.window_left)
+      .integer("window_right", o.window_right)
+      .number("softcap", o.softcap)
+      .boolean("varlen", o.varlen());
+  if (o.varlen()) {
+    json.raw("seqlens_q", flash::apps::json_int_array(o.varlen_q_lens))
+        .raw("seqlens_k", flash::apps::json_int_array(o.varlen_k_lens));
+  } else {
+    json.null("seqlens_q").null("seqlens_k");
+  }
+  if (o.seqused_k.empty()) {
+    json.null("seqused_k");
+  } else {
+    json.raw("seqused_k", flash::apps::json_int_array(o.seqused_k));
+  }
+  json.boolean("lse", o.lse)
       .integer("seed", static_cast<int64_t>(o.seed))
       .string("inputs", o.loads_inputs() ? "npy" : "random")
       .integer("status_code", r.status)
@@ -190,15 +263,7 @@ std::string report_json(const CliOptions& o, const Report& r) {
 
 // Everything after a successful device query; fills *report.
 void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::DeviceInfo& device, Report* report) {
-  flash::reference::Problem problem;
-  problem.batch = o.batch;
-  problem.seqlen_q = o.seqlen_q;
-  problem.seqlen_k = o.seqlen_k;
-  problem.num_heads = o.heads;
-  problem.num_heads_k = o.heads_k;
-  problem.head_dim = o.head_dim;
-  problem.is_causal = o.causal;
-  problem.softmax_scale = o.scale;   // 0 means 1/sqrt(head_dim) on both sides
+  const flash::reference::Problem problem = problem_of(o);
 
   const size_t q_elements = flash::apps::q_elements(problem);
   const size_t kv_elements = flash::apps::kv_elements(problem);
@@ -243,17 +308,23 @@ void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::Dev
   std::vector<float> lse;
   report->written = runner.read_outputs(&out, &lse);
   // Saved as read back, before any check: a failing run's output is worth looking at too.
+  // Variable lengths: packed out [total_q, heads, head_dim] and LSE [heads, total_q].
+  const int64_t total_q = flash::reference::total_q(problem);
   if (!o.save_out.empty()) {
-    flash::npy::write_elements(o.save_out, flash::host::output_dtype(o.dtype), out.data(), out.size(),
-                               {o.batch, o.seqlen_q, o.heads, o.head_dim});
+    const std::vector<int64_t> shape = o.varlen() ? std::vector<int64_t>{total_q, o.heads, o.head_dim}
+                                                  : std::vector<int64_t>{o.batch, o.seqlen_q, o.heads, o.head_dim};
+    flash::npy::write_elements(o.save_out, flash::host::output_dtype(o.dtype), out.data(), out.size(), shape);
   }
-  if (!o.save_lse.empty()) flash::npy::write_float32(o.save_lse, lse.data(), lse.size(), {o.batch, o.heads, o.seqlen_q});
+  if (!o.save_lse.empty()) {
+    const std::vector<int64_t> shape = o.varlen() ? std::vector<int64_t>{o.heads, total_q}
+                                                  : std::vector<int64_t>{o.batch, o.heads, o.seqlen_q};
+    flash::npy::write_float32(o.save_lse, lse.data(), lse.size(), shape);
+  }
 
   if (o.check) {
     const flash::apps::HostInputs inputs{q.data(), k.data(), v.data()};
     const flash::apps::DeviceOutputs outputs{out.data(), o.lse ? lse.data() : nullptr};
-    const double work = static_cast<double>(o.batch) * o.heads * o.seqlen_q * o.seqlen_k * o.head_dim;
-    if (work <= kFullCheckMaxWork) {
+    if (reference_work(problem) <= kFullCheckMaxWork) {
       report->check_mode = CheckMode::kAllRows;
       report->check = flash::apps::check_all_rows(problem, o.dtype, inputs, outputs);
     } else {
@@ -269,8 +340,7 @@ void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::Dev
     return;
   }
   report->timed = true;
-  report->tflops = flash::host::attention_flops(o.batch, o.heads, o.seqlen_q, o.seqlen_k, o.head_dim, o.causal) /
-                   (report->ms / kMsPerSecond) / kFlopsPerTflop;
+  report->tflops = flash::apps::attention_flops(problem) / (report->ms / kMsPerSecond) / kFlopsPerTflop;
   // The timed launches wrote the same outputs again: they must still stay inside them.
   report->written.guards_intact = report->written.guards_intact && runner.guards_intact();
 }

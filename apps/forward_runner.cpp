@@ -16,8 +16,18 @@ constexpr size_t kCopyAlignment = 256;
 
 size_t round_up(size_t value, size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-size_t lse_elements(const reference::Problem& p) {
-  return static_cast<size_t>(p.batch) * p.num_heads * p.seqlen_q;
+// An int32 device copy of `values` (cu_seqlens, seqused_k), with guard bytes; none when empty.
+std::optional<host::GuardedDeviceBuffer> upload_ints(const std::vector<int>& values) {
+  if (values.empty()) return std::nullopt;
+  const std::vector<int32_t> ints(values.begin(), values.end());
+  std::optional<host::GuardedDeviceBuffer> buffer(std::in_place, ints.size() * sizeof(int32_t));
+  buffer->poison(0);
+  buffer->copy_from_host(ints.data(), ints.size() * sizeof(int32_t));
+  return buffer;
+}
+
+const int32_t* int_pointer(const std::optional<host::GuardedDeviceBuffer>& buffer) {
+  return buffer ? static_cast<const int32_t*>(buffer->data()) : nullptr;
 }
 
 class CudaEvent {
@@ -110,16 +120,31 @@ int rotation_copies(size_t input_bytes, size_t l2_bytes, int launches) {
   return static_cast<int>(std::clamp<size_t>(needed, 1, static_cast<size_t>(std::max(launches, 1))));
 }
 
-size_t q_elements(const reference::Problem& p) {
-  return static_cast<size_t>(p.batch) * p.seqlen_q * p.num_heads * p.head_dim;
-}
+// (Calls in this namespace say apps:: or reference::: both names take a Problem, so plain calls
+// would be ambiguous through argument-dependent lookup.)
+size_t q_elements(const reference::Problem& p) { return static_cast<size_t>(reference::q_elements(p)); }
 
-size_t kv_elements(const reference::Problem& p) {
-  return static_cast<size_t>(p.batch) * p.seqlen_k * p.num_heads_k * p.head_dim;
-}
+size_t kv_elements(const reference::Problem& p) { return static_cast<size_t>(reference::kv_elements(p)); }
 
 size_t input_bytes(const reference::Problem& problem, DataType dtype) {
-  return (q_elements(problem) + 2 * kv_elements(problem)) * host::element_bytes(dtype);
+  return (apps::q_elements(problem) + 2 * apps::kv_elements(problem)) * host::element_bytes(dtype);
+}
+
+double attention_flops(const reference::Problem& p) {
+  const bool window = p.window_left >= 0 || (!p.is_causal && p.window_right >= 0);
+  constexpr double kFlopsPerScorePerDim = 4.0;   // 2 for Q K^T and 2 for P V
+  double flops = 0.0;
+  for (int b = 0; b < p.batch; ++b) {
+    const int len_q = reference::seqlen_of_q(p, b);
+    if (!window) {
+      flops += host::attention_flops(1, p.num_heads, len_q, reference::seqlen_of_k(p, b), p.head_dim, p.is_causal);
+      continue;
+    }
+    double visible = 0.0;
+    for (int i = 0; i < len_q; ++i) visible += reference::visible_keys(p, b, i).count();
+    flops += kFlopsPerScorePerDim * p.head_dim * p.num_heads * visible;
+  }
+  return flops;
 }
 
 ForwardRunner::ForwardRunner(const reference::Problem& problem, DataType dtype, bool with_lse, const uint16_t* q,
@@ -127,15 +152,18 @@ ForwardRunner::ForwardRunner(const reference::Problem& problem, DataType dtype, 
     : problem_(problem),
       dtype_(dtype),
       copies_(checked_copies(copies)),
-      q_bytes_(q_elements(problem) * host::element_bytes(dtype)),
-      kv_bytes_(kv_elements(problem) * host::element_bytes(dtype)),
+      q_bytes_(apps::q_elements(problem) * host::element_bytes(dtype)),
+      kv_bytes_(apps::kv_elements(problem) * host::element_bytes(dtype)),
       q_stride_(round_up(q_bytes_, kCopyAlignment)),
       kv_stride_(round_up(kv_bytes_, kCopyAlignment)),
-      q_(upload_copies(dtype, q, q_elements(problem), q_stride_, copies_)),
-      k_(upload_copies(dtype, k, kv_elements(problem), kv_stride_, copies_)),
-      v_(upload_copies(dtype, v, kv_elements(problem), kv_stride_, copies_)),
-      out_(q_elements(problem) * host::element_bytes(host::output_dtype(dtype))) {
-  if (with_lse) lse_.emplace(lse_elements(problem) * sizeof(float));
+      q_(upload_copies(dtype, q, apps::q_elements(problem), q_stride_, copies_)),
+      k_(upload_copies(dtype, k, apps::kv_elements(problem), kv_stride_, copies_)),
+      v_(upload_copies(dtype, v, apps::kv_elements(problem), kv_stride_, copies_)),
+      out_(apps::q_elements(problem) * host::element_bytes(host::output_dtype(dtype))),
+      cu_seqlens_q_(upload_ints(problem.cu_seqlens_q)),
+      cu_seqlens_k_(upload_ints(problem.cu_seqlens_k)),
+      seqused_k_(upload_ints(problem.seqused_k)) {
+  if (with_lse) lse_.emplace(static_cast<size_t>(reference::lse_elements(problem)) * sizeof(float));
 }
 
 FlashAttentionParams ForwardRunner::params_for_copy(int copy) {
@@ -154,6 +182,18 @@ FlashAttentionParams ForwardRunner::params_for_copy(int copy) {
   params.dtype = dtype_;
   params.is_causal = problem_.is_causal;
   params.softmax_scale = static_cast<float>(problem_.softmax_scale);
+  params.window_size_left = problem_.window_left;
+  params.window_size_right = problem_.window_right;
+  params.softcap = static_cast<float>(problem_.softcap);
+  // Packed variable-length tensors: the batch strides stay 0 (no batch dimension), seqlen_q/k are
+  // the longest lengths and total_q/k the packed row counts.
+  params.cu_seqlens_q = int_pointer(cu_seqlens_q_);
+  params.cu_seqlens_k = int_pointer(cu_seqlens_k_);
+  if (reference::is_varlen(problem_)) {
+    params.total_q = static_cast<int>(reference::total_q(problem_));
+    params.total_k = static_cast<int>(reference::total_k(problem_));
+  }
+  params.seqused_k = int_pointer(seqused_k_);
   return params;
 }
 
@@ -169,7 +209,7 @@ int ForwardRunner::run_once(cudaStream_t stream) {
 
 WriteCheck ForwardRunner::read_outputs(std::vector<uint16_t>* out, std::vector<float>* lse) const {
   WriteCheck check;
-  out->resize(q_elements(problem_));
+  out->resize(apps::q_elements(problem_));
   out_.copy_to_host(out->data(), out_.bytes());
   const DataType out_type = host::output_dtype(dtype_);
   for (const uint16_t bits : *out) {
@@ -178,7 +218,7 @@ WriteCheck ForwardRunner::read_outputs(std::vector<uint16_t>* out, std::vector<f
   if (lse_) {
     std::vector<float> unused;
     std::vector<float>* dst = lse ? lse : &unused;
-    dst->resize(lse_elements(problem_));
+    dst->resize(static_cast<size_t>(reference::lse_elements(problem_)));
     lse_->copy_to_host(dst->data(), lse_->bytes());
     check.lse_nan = std::count_if(dst->begin(), dst->end(), [](float x) { return std::isnan(x); });
   }
@@ -187,8 +227,10 @@ WriteCheck ForwardRunner::read_outputs(std::vector<uint16_t>* out, std::vector<f
 }
 
 bool ForwardRunner::guards_intact() const {
-  return q_.guards_intact() && k_.guards_intact() && v_.guards_intact() && out_.guards_intact() &&
-         (!lse_ || lse_->guards_intact());
+  for (const auto* buffer : {&lse_, &cu_seqlens_q_, &cu_seqlens_k_, &seqused_k_}) {
+    if (*buffer && !(*buffer)->guards_intact()) return false;
+  }
+  return q_.guards_intact() && k_.guards_intact() && v_.guards_intact() && out_.guards_intact();
 }
 
 int ForwardRunner::time(int warmup, int iters, cudaStream_t stream, double* median_ms) {

@@ -37,10 +37,16 @@ bool find_sm90_device(DeviceInfo* info, std::string* reason);
 constexpr size_t kL2SpanFactor = 4;
 int rotation_copies(size_t input_bytes, size_t l2_bytes, int launches);
 
-// Elements of q (and of out), of k (and of v), and bytes of q, k and v together (one copy).
+// Elements of q (and of out), of k (and of v), and bytes of q, k and v together (one copy), in the
+// problem's layout (dense, or packed with variable lengths: reference::q_elements and kv_elements).
 size_t q_elements(const reference::Problem& problem);
 size_t kv_elements(const reference::Problem& problem);
 size_t input_bytes(const reference::Problem& problem, DataType dtype);
+
+// FLOPs of the problem: host::attention_flops summed over the batch entries (their lengths after
+// seqused_k, the causal convention included), or with a sliding window 4 * head_dim per visible
+// (query, key) pair per head.
+double attention_flops(const reference::Problem& problem);
 
 // What a run left in its outputs: unwritten (still NaN-poisoned) elements and guard bytes.
 struct WriteCheck {
@@ -52,9 +58,11 @@ struct WriteCheck {
 
 class ForwardRunner {
  public:
-  // q, k, v: host elements of `dtype` ([batch, seqlen, heads, head_dim], contiguous), uploaded
-  // `copies` times. The library gets softmax_scale as float, so problem.softmax_scale should be a
-  // float value for the reference to see the same scale.
+  // q, k, v: host elements of `dtype` in the problem's layout (contiguous [batch, seqlen, heads,
+  // head_dim], or packed [total, heads, head_dim] with variable lengths), uploaded `copies` times.
+  // The problem's cu_seqlens and seqused_k go to device int32 arrays of their own (once); its
+  // window and softcap are passed on. The library gets softmax_scale and softcap as float, so they
+  // should be float values for the reference to see the same ones.
   ForwardRunner(const reference::Problem& problem, DataType dtype, bool with_lse, const uint16_t* q,
                 const uint16_t* k, const uint16_t* v, int copies);
 
@@ -86,6 +94,10 @@ class ForwardRunner {
   host::GuardedDeviceBuffer v_;
   host::GuardedDeviceBuffer out_;
   std::optional<host::GuardedDeviceBuffer> lse_;   // only when the LSE is requested
+  // int32 device copies of the problem's cu_seqlens_q/k and seqused_k; only when it has them.
+  std::optional<host::GuardedDeviceBuffer> cu_seqlens_q_;
+  std::optional<host::GuardedDeviceBuffer> cu_seqlens_k_;
+  std::optional<host::GuardedDeviceBuffer> seqused_k_;
 };
 
 }  // namespace flash::apps

@@ -65,6 +65,12 @@ std::string json_array(const std::vector<std::string>& items) {
   return out + (items.empty() ? "]" : "\n]");
 }
 
+std::string json_int_array(const std::vector<int>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + std::to_string(values[i]);
+  return out + "]";
+}
+
 std::string utc_timestamp() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};

@@ -28,6 +28,8 @@ class JsonObject {
 std::string json_quote(const std::string& text);
 // A JSON array of already-serialised values.
 std::string json_array(const std::vector<std::string>& items);
+// A JSON array of integers on one line, e.g. [64, 32, 0].
+std::string json_int_array(const std::vector<int>& values);
 // The current UTC time as ISO 8601, e.g. 2026-11-24T05:12:00Z.
 std::string utc_timestamp();
 // Writes `text` and a newline to `path`; returns false with a reason on failure.

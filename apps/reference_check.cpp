@@ -1,5 +1,6 @@
 #include "reference_check.h"
 
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 
@@ -10,21 +11,29 @@ constexpr double kFp16Tolerance = 2e-3;   // FA3: ~2.8e-4 against fp32
 constexpr double kBf16Tolerance = 1e-2;   // FA3: ~2.2e-3 against fp32
 constexpr double kE4m3Tolerance = 5e-2;   // FA3: ~2.5e-2 against fp32
 
-RowIndex row_from_flat(const reference::Problem& p, int64_t flat) {
-  const int64_t rows_per_batch = static_cast<int64_t>(p.num_heads) * p.seqlen_q;
-  return {static_cast<int>(flat / rows_per_batch), static_cast<int>(flat / p.seqlen_q % p.num_heads),
-          static_cast<int>(flat % p.seqlen_q)};
-}
+// Every query row of the problem numbered in (batch entry, head, row) order; with variable
+// lengths the entries own different numbers of rows (empty ones none).
+class RowNumbering {
+ public:
+  explicit RowNumbering(const reference::Problem& p) : problem_(p) {
+    first_.push_back(0);
+    for (int b = 0; b < p.batch; ++b) {
+      first_.push_back(first_.back() + static_cast<int64_t>(p.num_heads) * reference::seqlen_of_q(p, b));
+    }
+  }
+  int64_t count() const { return first_.back(); }
+  RowIndex row(int64_t flat) const {
+    // The last entry whose block starts at or before `flat`: empty entries are skipped.
+    const int b = static_cast<int>(std::upper_bound(first_.begin(), first_.end(), flat) - first_.begin()) - 1;
+    const int64_t within = flat - first_[b];
+    const int len_q = reference::seqlen_of_q(problem_, b);
+    return {b, static_cast<int>(within / len_q), static_cast<int>(within % len_q)};
+  }
 
-// Element offset of (b, i, h, 0) in a contiguous [batch, seqlen_q, heads, head_dim] output.
-size_t out_offset(const reference::Problem& p, const RowIndex& r) {
-  return ((static_cast<size_t>(r.batch) * p.seqlen_q + r.row) * p.num_heads + r.head) * p.head_dim;
-}
-
-// Offset in the [batch, heads, seqlen_q] LSE.
-size_t lse_offset(const reference::Problem& p, const RowIndex& r) {
-  return (static_cast<size_t>(r.batch) * p.num_heads + r.head) * p.seqlen_q + r.row;
-}
+ private:
+  const reference::Problem& problem_;
+  std::vector<int64_t> first_;   // batch + 1 offsets
+};
 
 }  // namespace
 
@@ -44,27 +53,38 @@ bool ReferenceCheck::passed() const {
 }
 
 std::vector<RowIndex> sample_rows(const reference::Problem& problem, int count, uint64_t seed) {
-  const int64_t total = static_cast<int64_t>(problem.batch) * problem.num_heads * problem.seqlen_q;
+  const RowNumbering numbering(problem);
+  const int64_t total = numbering.count();
   std::vector<RowIndex> rows;
   if (count >= total) {
-    for (int64_t flat = 0; flat < total; ++flat) rows.push_back(row_from_flat(problem, flat));
+    for (int64_t flat = 0; flat < total; ++flat) rows.push_back(numbering.row(flat));
     return rows;
   }
-  if (count >= 1) rows.push_back(row_from_flat(problem, 0));
-  if (count >= 2) rows.push_back(row_from_flat(problem, total - 1));
+  if (count >= 1) rows.push_back(numbering.row(0));
+  if (count >= 2) rows.push_back(numbering.row(total - 1));
   // mt19937_64's output sequence is fixed by the standard, so the sample is the same everywhere;
   // the modulo bias is below 2^-30 for any realistic row count.
   std::mt19937_64 rng(seed);
-  while (static_cast<int64_t>(rows.size()) < count) {
-    rows.push_back(row_from_flat(problem, static_cast<int64_t>(rng() % static_cast<uint64_t>(total))));
+  const auto random_below = [&rng](int64_t n) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(n)); };
+  // Variable lengths: the last row of every non-empty sequence (in a random head), so that each
+  // sequence's offsets are checked however short it is.
+  if (reference::is_varlen(problem)) {
+    for (int b = 0; b < problem.batch && static_cast<int64_t>(rows.size()) < count; ++b) {
+      const int len_q = reference::seqlen_of_q(problem, b);
+      if (len_q == 0) continue;
+      rows.push_back({b, static_cast<int>(random_below(problem.num_heads)), len_q - 1});
+    }
   }
+  while (static_cast<int64_t>(rows.size()) < count) rows.push_back(numbering.row(random_below(total)));
   return rows;
 }
 
 ReferenceCheck check_all_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
                               const DeviceOutputs& outputs) {
-  const size_t rows = static_cast<size_t>(problem.batch) * problem.num_heads * problem.seqlen_q;
-  const size_t n_out = rows * problem.head_dim;
+  // The reference writes the whole problem in the kernel's layout (dense, or packed with variable
+  // lengths), so the arrays compare element by element.
+  const size_t rows = static_cast<size_t>(reference::lse_elements(problem));
+  const size_t n_out = static_cast<size_t>(reference::q_elements(problem));
   std::vector<double> ref_out(n_out);
   std::vector<double> ref_lse(outputs.lse ? rows : 0);
   reference::attention_forward(problem, inputs.q, inputs.k, inputs.v, ref_out.data(),
@@ -98,9 +118,9 @@ ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, con
     const RowIndex& row = rows[r];
     ref_lse[r] = reference::attention_row(problem, inputs.q, inputs.k, inputs.v, row.batch, row.head, row.row,
                                           ref_out.data() + r * d);
-    const uint16_t* got = outputs.out + out_offset(problem, row);
+    const uint16_t* got = outputs.out + reference::q_offset(problem, row.batch, row.row, row.head);
     for (size_t c = 0; c < d; ++c) got_out[r * d + c] = host::decode(out_type, got[c]);
-    if (outputs.lse) got_lse[r] = outputs.lse[lse_offset(problem, row)];
+    if (outputs.lse) got_lse[r] = outputs.lse[reference::lse_index(problem, row.batch, row.head, row.row)];
   }
 
   ReferenceCheck check;

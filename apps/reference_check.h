@@ -21,20 +21,23 @@ constexpr double kLseTolerance = 1e-4;
 struct RowIndex {
   int batch;
   int head;
-  int row;
+  int row;   // within batch entry `batch`'s sequence
 };
 
-// `count` query rows (at most all of them): the first and the last row, then uniformly random ones.
+// `count` query rows (at most all of them): the first and the last row; with variable lengths the
+// last row of each non-empty sequence (while count allows); then uniformly random ones.
 std::vector<RowIndex> sample_rows(const reference::Problem& problem, int count, uint64_t seed);
 
-// Decoded inputs, contiguous [batch, seqlen, heads, head_dim].
+// Decoded inputs in the problem's layout: contiguous [batch, seqlen, heads, head_dim], or packed
+// [total, heads, head_dim] with variable lengths.
 struct HostInputs {
   const double* q;
   const double* k;
   const double* v;
 };
 
-// Outputs read back from the GPU: out as output_dtype(input) elements; lse null when not requested.
+// Outputs read back from the GPU in the same layout: out as output_dtype(input) elements; lse
+// ([batch, heads, seqlen_q], or [heads, total_q] with variable lengths) null when not requested.
 struct DeviceOutputs {
   const uint16_t* out;
   const float* lse;

@@ -1,17 +1,25 @@
 // flash_bench: times attention forward through the public API over the FlashAttention-3 paper's
-// grid and the Qwen2.5-VL-3B serving shapes, checks sampled rows against the CPU double reference,
-// prints a table and writes JSON (bench/compare_peers.py adds cuDNN and FlashAttention-2 to it).
+// grid and the Qwen2.5-VL-3B serving shapes (language-model prefill, dense and packed with variable
+// lengths, sliding windows, the vision encoder's windowed and full layers), checks sampled rows
+// against the CPU double reference, prints a table and the figures derived from several points,
+// and writes JSON (bench/compare_peers.py adds cuDNN and FlashAttention-2 to it).
 // A benchmark is a program, not a test: CUDA events, warm-up, median of many launches, inputs
 // rotated so that L2 does not hold them, random data (zeros run faster).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <initializer_list>
 #include <iostream>
+#include <iterator>
+#include <limits>
+#include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -31,6 +39,7 @@
 namespace {
 
 using flash::DataType;
+using flash::reference::Problem;
 
 constexpr const char* kProgram = "flash_bench";
 constexpr int kExitFailure = 1;
@@ -42,6 +51,7 @@ constexpr double kMsPerSecond = 1e3;
 constexpr double kFlopsPerTflop = 1e12;
 constexpr int kCudaVersionMajorScale = 1000;   // cudaRuntimeGetVersion gives 1000*major + 10*minor
 constexpr int kCudaVersionMinorScale = 10;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // FlashAttention-3 paper grid: 16k tokens (batch * seqlen) and hidden size 2048 (heads * head_dim).
 constexpr int kFa3PaperTokens = 16384;
@@ -59,12 +69,62 @@ constexpr int kQwenHeadDim = 128;
 constexpr int kQwenSeqlens[] = {512, 1024, 2048, 4096, 8192, 16384, 32768};
 constexpr std::initializer_list<DataType> kQwenDtypes = {DataType::BF16};
 
+// Qwen2.5-VL-3B vision encoder on the first user's 84 x 58 patch grid (4,872 tokens; the CLI's
+// qwen2.5-vl-3b-vit-* presets): 16 heads of dim 80, non-causal, bf16.
+// Its windowed layers attend within the 88 windows of flash::cli::qwen_vit_window_lengths (one
+// packed batch); its full layers over one 4,872-token sequence, run both packed (one entry: the
+// general kernel) and dense (batch 1). Issue 5: each at least 1.3x faster than cuDNN
+// (bench/compare_peers.py times cuDNN and FlashAttention-2 on these points).
+constexpr int kVitPatchRows = 84;
+constexpr int kVitPatchCols = 58;
+constexpr int kVitHeads = 16;
+constexpr int kVitHeadDim = 80;
+constexpr std::initializer_list<DataType> kVitDtypes = {DataType::BF16};
+
+// Variable-length prefill on the language model's heads, causal: 8 equal lengths of 2048 packed
+// beside the dense 8 x 2048 batch; and mixed lengths spanning 1..8k packed beside each length alone
+// as a dense batch of 1, whose FLOP-weighted TFLOP/s is their FLOPs summed over their times summed.
+// Issue 5: packed equal lengths within 5% of dense; mixed lengths at >= 90% of the FLOP-weighted
+// dense figure.
+constexpr int kVarlenEqualBatch = 8;
+constexpr int kVarlenEqualSeqlen = 2048;
+// Powers of two, lengths that end inside a query tile (3000, 777, 300, 17) and one token.
+constexpr int kVarlenMixedLengths[] = {8192, 4096, 3000, 2048, 1024, 777, 512, 300, 128, 64, 17, 1};
+constexpr double kVarlenEqualTarget = 0.95;
+constexpr double kVarlenMixedTarget = 0.90;
+constexpr std::initializer_list<DataType> kVarlenDtypes = {DataType::BF16};
+
+// Sliding windows on the language model's heads over one 16k sequence: causal with 1k keys to the
+// left of the diagonal, and non-causal with 1k on each side, each against full causal attention.
+// Issue 5: the cost scales with the window, not the sequence (the time ratio against full causal
+// should follow the FLOP ratio, the FLOPs counted on visible pairs).
+constexpr int kWindowSeqlen = 16384;
+constexpr int kWindowSize = 1024;
+constexpr std::initializer_list<DataType> kWindowDtypes = {DataType::BF16};
+
 constexpr const char* kGridFa3Paper = "fa3paper";
 constexpr const char* kGridQwen = "qwen";
+constexpr const char* kGridVit = "vit";
+constexpr const char* kGridVarlen = "varlen";
+constexpr const char* kGridWindow = "window";
+// In the order they run (within each dtype).
+constexpr const char* kGrids[] = {kGridFa3Paper, kGridQwen, kGridVit, kGridVarlen, kGridWindow};
+
+// Each point's role in its grid ("case" in the JSON), by which the derived figures find it.
+constexpr const char* kCaseSweep = "sweep";                  // fa3paper and qwen points
+constexpr const char* kCaseVitWindows = "windows-packed";    // vit: the 88 windows, packed
+constexpr const char* kCaseVitFullPacked = "full-packed";    // vit: 4,872 tokens, packed, one entry
+constexpr const char* kCaseVitFullDense = "full-dense";      // vit: 4,872 tokens, dense batch 1
+constexpr const char* kCaseEqualPacked = "equal-packed";     // varlen: 8 x 2048 packed
+constexpr const char* kCaseEqualDense = "equal-dense";       // varlen: 8 x 2048 dense
+constexpr const char* kCaseMixedPacked = "mixed-packed";     // varlen: kVarlenMixedLengths packed
+constexpr const char* kCaseMixedDense = "mixed-dense";       // varlen: one of them alone, dense batch 1
+constexpr const char* kCaseFullCausal = "full-causal";       // window: no window, causal
+constexpr const char* kCaseWindowCausal = "window-causal";   // window: (1024, -1), causal
+constexpr const char* kCaseWindowBoth = "window-both";       // window: (1024, 1024), non-causal
 
 struct BenchOptions {
-  bool fa3paper = true;
-  bool qwen = true;
+  std::vector<std::string> grids = {std::begin(kGrids), std::end(kGrids)};
   std::optional<DataType> dtype;   // replaces each grid's own dtypes
   std::optional<int> head_dim;
   std::optional<bool> causal;
@@ -75,15 +135,12 @@ struct BenchOptions {
   std::string json_path;
 };
 
+// A point is the problem (dense or packed, masks included) that the runner and the reference share.
 struct BenchPoint {
   const char* grid;
+  const char* name;   // its case
   DataType dtype;
-  int batch;
-  int heads;
-  int heads_k;
-  int seqlen;
-  int head_dim;
-  bool causal;
+  Problem problem;
 };
 
 struct PointResult {
@@ -93,6 +150,7 @@ struct PointResult {
   bool checked = false;
   flash::apps::ReferenceCheck check;
   bool timed = false;
+  double flops = 0.0;
   double ms = 0.0;
   double tflops = 0.0;
   bool passed() const {
@@ -100,13 +158,39 @@ struct PointResult {
   }
 };
 
+struct Measured {
+  BenchPoint point;
+  PointResult result;
+};
+
+// A figure computed from several points: issue 5's targets compare points with each other.
+struct DerivedFigure {
+  DerivedFigure(std::string name_, const char* grid_, DataType dtype_, std::string description_)
+      : name(std::move(name_)), grid(grid_), dtype(dtype_), description(std::move(description_)) {}
+  std::string name;
+  const char* grid;
+  DataType dtype;
+  std::string description;
+  double value = kNaN;        // a ratio; NaN when one of its points failed
+  double target_min = kNaN;   // issue 5's lower bound on value; NaN: none
+  std::string detail;         // the measurements behind it, as printed
+  flash::apps::JsonObject inputs;   // the same, in the JSON
+};
+
 std::string usage_text() {
   return std::string("Usage: ") + kProgram +
          " [options]\n\n"
          "Times attention forward over benchmark grids and writes a table (stdout) and JSON.\n\n"
          "Options:\n"
-         "  --grid NAME         fa3paper (hidden 2048, 16k tokens, head dims 64/128/256, fp16+bf16),\n"
-         "                      qwen (16 q heads, 2 kv heads, head dim 128, bf16, seqlen 512..32k) or all (default)\n"
+         "  --grid NAMES        all (default) or a comma-separated list of:\n"
+         "                        fa3paper  hidden 2048, 16k tokens, head dims 64/128/256, fp16+bf16\n"
+         "                        qwen      16 q heads, 2 kv heads, head dim 128, bf16, seqlen 512..32k\n"
+         "                        vit       Qwen2.5-VL-3B vision encoder (16 heads, head dim 80, bf16, non-causal,\n"
+         "                                  84 x 58 patches): the 88 windows packed; 4,872 tokens packed and dense\n"
+         "                        varlen    qwen heads, causal: 8 x 2048 packed and dense; lengths\n"
+         "                                  8192,4096,3000,2048,1024,777,512,300,128,64,17,1 packed and each alone\n"
+         "                        window    qwen heads, seqlen 16384: causal, causal with window (1024,-1),\n"
+         "                                  non-causal window (1024,1024)\n"
          "  --dtype TYPE        only this input type (fp16, bf16, fp8), replacing each grid's own\n"
          "  --head-dim N        only this head dimension\n"
          "  --causal            only causal points\n"
@@ -117,7 +201,36 @@ std::string usage_text() {
          "  --seed N            seed of the random inputs and the sampled rows (default 1)\n"
          "  --json PATH         write the results as JSON\n"
          "  --help              print this text\n\n"
+         "After the table come the derived figures: packed vs dense TFLOP/s (varlen, vit), mixed lengths\n"
+         "vs the FLOP-weighted dense TFLOP/s of each length alone (varlen), window vs full causal time\n"
+         "(window). Sliding-window FLOPs count the visible (query, key) pairs.\n"
          "FLASH_GIT_COMMIT in the environment overrides the commit recorded at configure time.\n";
+}
+
+std::string grid_list() {
+  std::string list;
+  for (const char* grid : kGrids) list += std::string(list.empty() ? "" : ", ") + grid;
+  return list;
+}
+
+// "all", or a comma-separated list of grid names; the grids run in kGrids order whatever the
+// order given. Returns an error message, or an empty string.
+std::string parse_grids(const std::string& value, std::vector<std::string>* grids) {
+  const std::string expected = "expected all or a comma-separated list of " + grid_list();
+  std::vector<std::string> names;
+  std::stringstream stream(value);
+  for (std::string name; std::getline(stream, name, ',');) names.push_back(name);
+  if (names.empty() || value.back() == ',') return "invalid value '" + value + "' for --grid: " + expected;
+  for (const std::string& name : names) {
+    const bool known = name == "all" || std::find(std::begin(kGrids), std::end(kGrids), name) != std::end(kGrids);
+    if (!known) return "invalid value '" + value + "' for --grid: unknown grid '" + name + "'; " + expected;
+  }
+  const bool all = std::find(names.begin(), names.end(), "all") != names.end();
+  grids->clear();
+  for (const char* grid : kGrids) {
+    if (all || std::find(names.begin(), names.end(), grid) != names.end()) grids->push_back(grid);
+  }
+  return {};
 }
 
 // Returns an error message, or an empty string; *help is set for --help.
@@ -147,11 +260,7 @@ std::string parse_options(int argc, char** argv, BenchOptions* options, bool* he
     const std::string value = argv[++i];
     std::string error;
     if (flag == "--grid") {
-      if (value != kGridFa3Paper && value != kGridQwen && value != "all") {
-        return "invalid value '" + value + "' for --grid: expected fa3paper, qwen or all";
-      }
-      options->fa3paper = value != kGridQwen;
-      options->qwen = value != kGridFa3Paper;
+      error = parse_grids(value, &options->grids);
     } else if (flag == "--dtype") {
       DataType dtype;
       if (!flash::host::parse_dtype(value, &dtype)) {
@@ -182,6 +291,10 @@ std::string parse_options(int argc, char** argv, BenchOptions* options, bool* he
   return {};
 }
 
+bool runs_grid(const BenchOptions& o, const char* grid) {
+  return std::find(o.grids.begin(), o.grids.end(), grid) != o.grids.end();
+}
+
 std::vector<DataType> dtypes_for(const BenchOptions& o, std::initializer_list<DataType> grid_dtypes) {
   if (o.dtype) return {*o.dtype};
   return grid_dtypes;
@@ -191,31 +304,93 @@ bool selected(const BenchOptions& o, int head_dim, bool causal) {
   return (!o.head_dim || *o.head_dim == head_dim) && (!o.causal || *o.causal == causal);
 }
 
+Problem dense_problem(int batch, int heads, int heads_k, int seqlen, int head_dim, bool causal) {
+  Problem problem;
+  problem.batch = batch;
+  problem.seqlen_q = seqlen;
+  problem.seqlen_k = seqlen;
+  problem.num_heads = heads;
+  problem.num_heads_k = heads_k;
+  problem.head_dim = head_dim;
+  problem.is_causal = causal;
+  return problem;
+}
+
+// Sequences of these lengths (the same for queries and keys) packed along one token dimension:
+// cu_seqlens 0, l0, l0 + l1, ...; seqlen_q/k are the longest length, as the library wants them.
+Problem packed_problem(const std::vector<int>& lengths, int heads, int heads_k, int head_dim, bool causal) {
+  const int longest = *std::max_element(lengths.begin(), lengths.end());
+  Problem problem = dense_problem(static_cast<int>(lengths.size()), heads, heads_k, longest, head_dim, causal);
+  problem.cu_seqlens_q = {0};
+  std::partial_sum(lengths.begin(), lengths.end(), std::back_inserter(problem.cu_seqlens_q));
+  problem.cu_seqlens_k = problem.cu_seqlens_q;
+  return problem;
+}
+
+Problem with_window(Problem problem, int left, int right) {
+  problem.window_left = left;
+  problem.window_right = right;
+  return problem;
+}
+
 // Points in the order they run: grouped by dtype so that one pool of random inputs serves them all.
 std::vector<BenchPoint> make_points(const BenchOptions& o) {
   std::vector<BenchPoint> points;
-  if (o.fa3paper) {
+  const auto add = [&](const char* grid, const char* name, DataType dtype, const Problem& problem) {
+    if (selected(o, problem.head_dim, problem.is_causal)) points.push_back({grid, name, dtype, problem});
+  };
+  if (runs_grid(o, kGridFa3Paper)) {
     for (const DataType dtype : dtypes_for(o, kFa3PaperDtypes)) {
       for (const int head_dim : kFa3PaperHeadDims) {
         for (const bool causal : {false, true}) {
-          if (!selected(o, head_dim, causal)) continue;
           const int heads = kFa3PaperHidden / head_dim;
           for (const int seqlen : kFa3PaperSeqlens) {
-            points.push_back({kGridFa3Paper, dtype, kFa3PaperTokens / seqlen, heads, heads, seqlen, head_dim, causal});
+            add(kGridFa3Paper, kCaseSweep, dtype,
+                dense_problem(kFa3PaperTokens / seqlen, heads, heads, seqlen, head_dim, causal));
           }
         }
       }
     }
   }
-  if (o.qwen) {
+  if (runs_grid(o, kGridQwen)) {
     for (const DataType dtype : dtypes_for(o, kQwenDtypes)) {
       for (const bool causal : {false, true}) {
-        if (!selected(o, kQwenHeadDim, causal)) continue;
         for (const int seqlen : kQwenSeqlens) {
           const int batch = std::max(1, kQwenTokens / seqlen);
-          points.push_back({kGridQwen, dtype, batch, kQwenHeads, kQwenHeadsK, seqlen, kQwenHeadDim, causal});
+          add(kGridQwen, kCaseSweep, dtype, dense_problem(batch, kQwenHeads, kQwenHeadsK, seqlen, kQwenHeadDim, causal));
         }
       }
+    }
+  }
+  if (runs_grid(o, kGridVit)) {
+    const std::vector<int> windows = flash::cli::qwen_vit_window_lengths(kVitPatchRows, kVitPatchCols);
+    const int tokens = kVitPatchRows * kVitPatchCols;
+    for (const DataType dtype : dtypes_for(o, kVitDtypes)) {
+      add(kGridVit, kCaseVitWindows, dtype, packed_problem(windows, kVitHeads, kVitHeads, kVitHeadDim, false));
+      add(kGridVit, kCaseVitFullPacked, dtype, packed_problem({tokens}, kVitHeads, kVitHeads, kVitHeadDim, false));
+      add(kGridVit, kCaseVitFullDense, dtype, dense_problem(1, kVitHeads, kVitHeads, tokens, kVitHeadDim, false));
+    }
+  }
+  if (runs_grid(o, kGridVarlen)) {
+    const std::vector<int> equal(kVarlenEqualBatch, kVarlenEqualSeqlen);
+    const std::vector<int> mixed(std::begin(kVarlenMixedLengths), std::end(kVarlenMixedLengths));
+    for (const DataType dtype : dtypes_for(o, kVarlenDtypes)) {
+      add(kGridVarlen, kCaseEqualPacked, dtype, packed_problem(equal, kQwenHeads, kQwenHeadsK, kQwenHeadDim, true));
+      add(kGridVarlen, kCaseEqualDense, dtype,
+          dense_problem(kVarlenEqualBatch, kQwenHeads, kQwenHeadsK, kVarlenEqualSeqlen, kQwenHeadDim, true));
+      add(kGridVarlen, kCaseMixedPacked, dtype, packed_problem(mixed, kQwenHeads, kQwenHeadsK, kQwenHeadDim, true));
+      for (const int length : mixed) {
+        add(kGridVarlen, kCaseMixedDense, dtype, dense_problem(1, kQwenHeads, kQwenHeadsK, length, kQwenHeadDim, true));
+      }
+    }
+  }
+  if (runs_grid(o, kGridWindow)) {
+    for (const DataType dtype : dtypes_for(o, kWindowDtypes)) {
+      const Problem causal = dense_problem(1, kQwenHeads, kQwenHeadsK, kWindowSeqlen, kQwenHeadDim, true);
+      const Problem non_causal = dense_problem(1, kQwenHeads, kQwenHeadsK, kWindowSeqlen, kQwenHeadDim, false);
+      add(kGridWindow, kCaseFullCausal, dtype, causal);
+      add(kGridWindow, kCaseWindowCausal, dtype, with_window(causal, kWindowSize, -1));
+      add(kGridWindow, kCaseWindowBoth, dtype, with_window(non_causal, kWindowSize, kWindowSize));
     }
   }
   std::stable_sort(points.begin(), points.end(), [](const BenchPoint& a, const BenchPoint& b) {
@@ -224,17 +399,18 @@ std::vector<BenchPoint> make_points(const BenchOptions& o) {
   return points;
 }
 
-flash::reference::Problem problem_of(const BenchPoint& p) {
-  flash::reference::Problem problem;
-  problem.batch = p.batch;
-  problem.seqlen_q = p.seqlen;
-  problem.seqlen_k = p.seqlen;
-  problem.num_heads = p.heads;
-  problem.num_heads_k = p.heads_k;
-  problem.head_dim = p.head_dim;
-  problem.is_causal = p.causal;
-  return problem;
+bool is_packed(const Problem& p) { return flash::reference::is_varlen(p); }
+
+bool has_window(const Problem& p) { return p.window_left >= 0 || p.window_right >= 0; }
+
+// Per-entry lengths of a packed problem: seqlen_of_q or seqlen_of_k of every batch entry.
+std::vector<int> lengths_of(const Problem& p, int (*length)(const Problem&, int) = flash::reference::seqlen_of_q) {
+  std::vector<int> lengths;
+  for (int b = 0; b < p.batch; ++b) lengths.push_back(length(p, b));
+  return lengths;
 }
+
+double tflops_of(double flops, double ms) { return flops / (ms / kMsPerSecond) / kFlopsPerTflop; }
 
 // Random q, k, v large enough for every point of one dtype; each point reads a prefix, so the
 // generator runs once per dtype instead of once per point.
@@ -248,8 +424,8 @@ InputPool make_pool(DataType dtype, const std::vector<BenchPoint>& points, bool 
   size_t kv_max = 0;
   for (const BenchPoint& p : points) {
     if (p.dtype != dtype) continue;
-    q_max = std::max(q_max, flash::apps::q_elements(problem_of(p)));
-    kv_max = std::max(kv_max, flash::apps::kv_elements(problem_of(p)));
+    q_max = std::max(q_max, flash::apps::q_elements(p.problem));
+    kv_max = std::max(kv_max, flash::apps::kv_elements(p.problem));
   }
   InputPool pool;
   flash::host::fill_random(dtype, q_max, seed, &pool.q_bits, with_values ? &pool.q : nullptr);
@@ -260,13 +436,14 @@ InputPool make_pool(DataType dtype, const std::vector<BenchPoint>& points, bool 
 
 PointResult run_point(const BenchPoint& point, const InputPool& pool, const BenchOptions& o,
                       const flash::apps::DeviceInfo& device) {
-  const flash::reference::Problem problem = problem_of(point);
+  const Problem& problem = point.problem;
   const int copies = flash::apps::rotation_copies(flash::apps::input_bytes(problem, point.dtype), device.l2_bytes,
                                                   o.warmup + o.iters);
   flash::apps::ForwardRunner runner(problem, point.dtype, /*with_lse=*/false, pool.q_bits.data(),
                                     pool.k_bits.data(), pool.v_bits.data(), copies);
   const cudaStream_t stream = nullptr;
   PointResult result;
+  result.flops = flash::apps::attention_flops(problem);
   result.status = runner.run_once(stream);
   if (result.status != flash::kSuccess) {
     result.error = flash::last_error_message();
@@ -286,21 +463,29 @@ PointResult run_point(const BenchPoint& point, const InputPool& pool, const Benc
     return result;
   }
   result.timed = true;
-  result.tflops = flash::host::attention_flops(point.batch, point.heads, point.seqlen, point.seqlen, point.head_dim,
-                                               point.causal) /
-                  (result.ms / kMsPerSecond) / kFlopsPerTflop;
+  result.tflops = tflops_of(result.flops, result.ms);
   result.written.guards_intact = result.written.guards_intact && runner.guards_intact();
   return result;
 }
 
-void print_header() {
-  std::printf("%-9s %-5s %5s %5s %4s %6s %4s %-6s %9s %8s %9s %9s  %s\n", "grid", "dtype", "batch", "heads", "kv",
-              "seqlen", "hdim", "causal", "ms", "TFLOP/s", "rel_l2", "max_abs", "status");
+// "left,right" as FlashAttentionParams takes them, or "-" without a window.
+std::string window_text(const Problem& p) {
+  if (!has_window(p)) return "-";
+  return std::to_string(p.window_left) + "," + std::to_string(p.window_right);
 }
 
-void print_row(const BenchPoint& p, const PointResult& r) {
-  std::printf("%-9s %-5s %5d %5d %4d %6d %4d %-6s ", p.grid, flash::host::dtype_name(p.dtype), p.batch, p.heads,
-              p.heads_k, p.seqlen, p.head_dim, p.causal ? "yes" : "no");
+void print_header() {
+  std::printf("%-8s %-14s %-5s %5s %5s %4s %6s %4s %-6s %-9s %-6s %9s %8s %9s %9s  %s\n", "grid", "case", "dtype",
+              "batch", "heads", "kv", "seqlen", "hdim", "causal", "window", "layout", "ms", "TFLOP/s", "rel_l2",
+              "max_abs", "status");
+  std::printf("(packed: batch = sequences, seqlen = the longest; the JSON lists the lengths)\n");
+}
+
+void print_row(const BenchPoint& point, const PointResult& r) {
+  const Problem& p = point.problem;
+  std::printf("%-8s %-14s %-5s %5d %5d %4d %6d %4d %-6s %-9s %-6s ", point.grid, point.name,
+              flash::host::dtype_name(point.dtype), p.batch, p.num_heads, p.num_heads_k, p.seqlen_q, p.head_dim,
+              p.is_causal ? "yes" : "no", window_text(p).c_str(), is_packed(p) ? "packed" : "dense");
   if (r.timed) {
     std::printf("%9.4f %8.1f ", r.ms, r.tflops);
   } else {
@@ -324,17 +509,32 @@ void print_row(const BenchPoint& p, const PointResult& r) {
   std::fflush(stdout);
 }
 
-std::string point_json(const BenchPoint& p, const PointResult& r) {
+std::string point_json(const BenchPoint& point, const PointResult& r) {
+  const Problem& p = point.problem;
   flash::apps::JsonObject json;
-  json.string("grid", p.grid)
-      .string("dtype", flash::host::dtype_name(p.dtype))
-      .integer("batch", p.batch)
-      .integer("heads", p.heads)
-      .integer("heads_k", p.heads_k)
-      .integer("seqlen_q", p.seqlen)
-      .integer("seqlen_k", p.seqlen)
-      .integer("head_dim", p.head_dim)
-      .boolean("causal", p.causal);
+  json.string("grid", point.grid)
+      .string("case", point.name)
+      .string("dtype", flash::host::dtype_name(point.dtype))
+      .string("layout", is_packed(p) ? "packed" : "dense")
+      .integer("batch", p.batch)   // packed: the number of sequences
+      .integer("heads", p.num_heads)
+      .integer("heads_k", p.num_heads_k)
+      .integer("seqlen_q", p.seqlen_q)   // packed: the longest lengths
+      .integer("seqlen_k", p.seqlen_k)
+      .integer("total_q", flash::reference::total_q(p))
+      .integer("total_k", flash::reference::total_k(p));
+  if (is_packed(p)) {
+    json.raw("seqlens_q", flash::apps::json_int_array(lengths_of(p)))
+        .raw("seqlens_k", flash::apps::json_int_array(lengths_of(p, flash::reference::seqlen_of_k)));
+  } else {
+    json.null("seqlens_q").null("seqlens_k");
+  }
+  json.integer("head_dim", p.head_dim)
+      .boolean("causal", p.is_causal)
+      .integer("window_left", p.window_left)
+      .integer("window_right", p.window_right)
+      .number("softcap", p.softcap)
+      .number("flops", r.flops);
   if (r.timed) {
     json.number("ms", r.ms).number("tflops", r.tflops);
   } else {
@@ -353,6 +553,180 @@ std::string point_json(const BenchPoint& p, const PointResult& r) {
   return json.str();
 }
 
+// The points of one case of a grid that ran in `dtype`.
+std::vector<const Measured*> find_points(const std::vector<Measured>& measured, const char* grid, const char* name,
+                                         DataType dtype) {
+  std::vector<const Measured*> found;
+  for (const Measured& m : measured) {
+    if (std::string(m.point.grid) == grid && std::string(m.point.name) == name && m.point.dtype == dtype) {
+      found.push_back(&m);
+    }
+  }
+  return found;
+}
+
+// The one point of a case, or null when it did not run (filtered out, or the run stopped early).
+const Measured* find_point(const std::vector<Measured>& measured, const char* grid, const char* name, DataType dtype) {
+  const std::vector<const Measured*> found = find_points(measured, grid, name, dtype);
+  return found.size() == 1 ? found.front() : nullptr;
+}
+
+double timed_value(const PointResult& r, double value) { return r.timed ? value : kNaN; }
+
+template <typename... Args>
+std::string format(const char* spec, Args... args) {
+  char text[256];
+  std::snprintf(text, sizeof(text), spec, args...);
+  return text;
+}
+
+// A packed point's TFLOP/s over those of the same sequences run dense (the same FLOPs: the dense
+// time over the packed one).
+DerivedFigure packed_vs_dense(const std::string& name, const std::string& description, const Measured& packed,
+                              const Measured& dense, double target_min) {
+  DerivedFigure figure{name, packed.point.grid, packed.point.dtype, description};
+  const double packed_tflops = timed_value(packed.result, packed.result.tflops);
+  const double dense_tflops = timed_value(dense.result, dense.result.tflops);
+  const double packed_ms = timed_value(packed.result, packed.result.ms);
+  const double dense_ms = timed_value(dense.result, dense.result.ms);
+  figure.value = packed_tflops / dense_tflops;
+  figure.target_min = target_min;
+  figure.detail = format("%.1f vs %.1f TFLOP/s (%.4f vs %.4f ms)", packed_tflops, dense_tflops, packed_ms, dense_ms);
+  figure.inputs.string("packed_case", packed.point.name)
+      .string("dense_case", dense.point.name)
+      .number("flops", packed.result.flops)
+      .number("packed_ms", packed_ms)
+      .number("packed_tflops", packed_tflops)
+      .number("dense_ms", dense_ms)
+      .number("dense_tflops", dense_tflops);
+  return figure;
+}
+
+// Mixed lengths packed against the FLOP-weighted TFLOP/s of each length alone (dense, batch 1).
+DerivedFigure mixed_ratio(const Measured& packed, const std::vector<const Measured*>& singles) {
+  DerivedFigure figure{"varlen_mixed_packed_vs_weighted_dense", packed.point.grid, packed.point.dtype,
+                       "mixed lengths packed / FLOP-weighted dense alone"};
+  double flops = 0.0;
+  double ms = 0.0;
+  bool all_timed = singles.size() == static_cast<size_t>(packed.point.problem.batch);
+  for (const Measured* single : singles) {
+    flops += single->result.flops;
+    ms += single->result.ms;
+    all_timed = all_timed && single->result.timed;
+  }
+  const double weighted = all_timed ? tflops_of(flops, ms) : kNaN;
+  const double packed_tflops = timed_value(packed.result, packed.result.tflops);
+  figure.value = packed_tflops / weighted;
+  figure.target_min = kVarlenMixedTarget;
+  figure.detail = format("%.1f vs %.1f TFLOP/s (%.4f ms vs %.4f ms summed over %zu lengths)", packed_tflops, weighted,
+                         timed_value(packed.result, packed.result.ms), all_timed ? ms : kNaN, singles.size());
+  figure.inputs.raw("lengths", flash::apps::json_int_array(lengths_of(packed.point.problem)))
+      .number("packed_flops", packed.result.flops)
+      .number("packed_ms", timed_value(packed.result, packed.result.ms))
+      .number("packed_tflops", packed_tflops)
+      .number("dense_flops_sum", flops)
+      .number("dense_ms_sum", all_timed ? ms : kNaN)
+      .number("dense_weighted_tflops", weighted);
+  return figure;
+}
+
+// A window's time over full causal attention's, beside the ratio of their FLOPs (visible pairs).
+DerivedFigure window_ratio(const std::string& name, const Measured& window, const Measured& full) {
+  const Problem& p = window.point.problem;
+  DerivedFigure figure{name, window.point.grid, window.point.dtype,
+                       "window (" + window_text(p) + (p.is_causal ? ") causal" : ")") + " / full causal time"};
+  const double ms = timed_value(window.result, window.result.ms);
+  const double full_ms = timed_value(full.result, full.result.ms);
+  const double flops_ratio = window.result.flops / full.result.flops;
+  figure.value = ms / full_ms;
+  figure.detail = format("%.4f vs %.4f ms; FLOP ratio %.3f; %.1f vs %.1f TFLOP/s", ms, full_ms, flops_ratio,
+                         timed_value(window.result, window.result.tflops), timed_value(full.result, full.result.tflops));
+  figure.inputs.integer("seqlen", p.seqlen_q)
+      .integer("window_left", p.window_left)
+      .integer("window_right", p.window_right)
+      .boolean("causal", p.is_causal)
+      .number("ms", ms)
+      .number("full_causal_ms", full_ms)
+      .number("time_ratio", ms / full_ms)
+      .number("flops", window.result.flops)
+      .number("full_causal_flops", full.result.flops)
+      .number("flops_ratio", flops_ratio)
+      .number("tflops", timed_value(window.result, window.result.tflops))
+      .number("full_causal_tflops", timed_value(full.result, full.result.tflops));
+  return figure;
+}
+
+// The figures that compare points with each other, for every dtype that ran; a figure whose
+// points were filtered out is left out, one whose points failed has value NaN (null in the JSON).
+std::vector<DerivedFigure> derive(const std::vector<Measured>& measured) {
+  std::vector<DataType> dtypes;
+  for (const Measured& m : measured) {
+    if (std::find(dtypes.begin(), dtypes.end(), m.point.dtype) == dtypes.end()) dtypes.push_back(m.point.dtype);
+  }
+  std::vector<DerivedFigure> figures;
+  for (const DataType dtype : dtypes) {
+    const auto find = [&](const char* grid, const char* name) { return find_point(measured, grid, name, dtype); };
+    if (const Measured *packed = find(kGridVit, kCaseVitFullPacked), *dense = find(kGridVit, kCaseVitFullDense);
+        packed && dense) {
+      figures.push_back(packed_vs_dense("vit_full_packed_vs_dense", "full layer packed (1 entry) / dense TFLOP/s",
+                                        *packed, *dense, kNaN));
+    }
+    if (const Measured *packed = find(kGridVarlen, kCaseEqualPacked), *dense = find(kGridVarlen, kCaseEqualDense);
+        packed && dense) {
+      figures.push_back(packed_vs_dense("varlen_equal_packed_vs_dense",
+                                        format("%d x %d packed / dense TFLOP/s", kVarlenEqualBatch, kVarlenEqualSeqlen),
+                                        *packed, *dense, kVarlenEqualTarget));
+    }
+    if (const Measured* packed = find(kGridVarlen, kCaseMixedPacked)) {
+      const std::vector<const Measured*> singles = find_points(measured, kGridVarlen, kCaseMixedDense, dtype);
+      if (!singles.empty()) figures.push_back(mixed_ratio(*packed, singles));
+    }
+    if (const Measured* full = find(kGridWindow, kCaseFullCausal)) {
+      const std::pair<const char*, const char*> windows[] = {
+          {kCaseWindowCausal, "window_causal_vs_full_causal"}, {kCaseWindowBoth, "window_both_sides_vs_full_causal"}};
+      for (const auto& [point_name, figure_name] : windows) {
+        if (const Measured* window = find(kGridWindow, point_name)) {
+          figures.push_back(window_ratio(figure_name, *window, *full));
+        }
+      }
+    }
+  }
+  return figures;
+}
+
+std::string target_text(const DerivedFigure& f) {
+  if (std::isnan(f.target_min)) return "";
+  return format(">= %.2f: %s", f.target_min, std::isnan(f.value) ? "n/a" : f.value >= f.target_min ? "met" : "MISSED");
+}
+
+void print_derived(const std::vector<DerivedFigure>& figures) {
+  if (figures.empty()) return;
+  std::printf("\nderived figures (issue 5; ratios of the points above)\n");
+  std::printf("%-8s %-5s %-50s %7s  %-16s %s\n", "grid", "dtype", "figure", "ratio", "target", "from");
+  for (const DerivedFigure& f : figures) {
+    std::printf("%-8s %-5s %-50s %7.3f  %-16s %s\n", f.grid, flash::host::dtype_name(f.dtype), f.description.c_str(),
+                f.value, target_text(f).c_str(), f.detail.c_str());
+  }
+  std::fflush(stdout);
+}
+
+std::string derived_json(const DerivedFigure& f) {
+  flash::apps::JsonObject json;
+  json.string("name", f.name)
+      .string("grid", f.grid)
+      .string("dtype", flash::host::dtype_name(f.dtype))
+      .string("description", f.description)
+      .number("value", f.value)
+      .number("target_min", f.target_min);   // null: issue 5 sets no bound on this ratio
+  if (std::isnan(f.target_min) || std::isnan(f.value)) {
+    json.null("met");
+  } else {
+    json.boolean("met", f.value >= f.target_min);
+  }
+  json.raw("inputs", f.inputs.str());
+  return json.str();
+}
+
 std::string git_commit() {
   const char* env = std::getenv("FLASH_GIT_COMMIT");
   return env && *env ? env : FLASH_BUILD_GIT_COMMIT;
@@ -366,7 +740,11 @@ std::string cuda_runtime_version() {
 }
 
 std::string report_json(const BenchOptions& o, const flash::apps::DeviceInfo& device,
-                        const std::vector<std::string>& points) {
+                        const std::vector<std::string>& points, const std::vector<DerivedFigure>& figures) {
+  std::vector<std::string> grids;
+  for (const std::string& grid : o.grids) grids.push_back(flash::apps::json_quote(grid));
+  std::vector<std::string> derived;
+  for (const DerivedFigure& figure : figures) derived.push_back(derived_json(figure));
   flash::apps::JsonObject json;
   json.string("git_commit", git_commit())
       .string("gpu", device.name)
@@ -377,7 +755,9 @@ std::string report_json(const BenchOptions& o, const flash::apps::DeviceInfo& de
       .integer("warmup", o.warmup)
       .integer("check_rows", o.check_rows)
       .integer("seed", static_cast<int64_t>(o.seed))
-      .raw("points", flash::apps::json_array(points));
+      .raw("grids", flash::apps::json_array(grids))
+      .raw("points", flash::apps::json_array(points))
+      .raw("derived", flash::apps::json_array(derived));
   return json.str();
 }
 
@@ -411,6 +791,7 @@ int main(int argc, char** argv) {
               device.name.c_str(), device.sm_count, git_commit().c_str(), options.iters, options.warmup);
   print_header();
 
+  std::vector<Measured> measured;
   std::vector<std::string> point_records;
   bool all_passed = true;
   int exit_code = 0;
@@ -426,6 +807,7 @@ int main(int argc, char** argv) {
       const PointResult result = run_point(point, pool, options, device);
       print_row(point, result);
       point_records.push_back(point_json(point, result));
+      measured.push_back({point, result});
       all_passed = all_passed && result.passed();
     }
   } catch (const std::exception& e) {
@@ -433,9 +815,12 @@ int main(int argc, char** argv) {
     std::cerr << kProgram << ": " << e.what() << "\n";
     exit_code = kExitFailure;
   }
+  const std::vector<DerivedFigure> figures = derive(measured);
+  print_derived(figures);
   if (!options.json_path.empty()) {
     std::string error;
-    if (!flash::apps::write_text_file(options.json_path, report_json(options, device, point_records), &error)) {
+    if (!flash::apps::write_text_file(options.json_path, report_json(options, device, point_records, figures),
+                                      &error)) {
       std::cerr << kProgram << ": " << error << "\n";
       exit_code = kExitFailure;
     }

@@ -45,6 +45,9 @@ enum Status : int {
   kErrorInvalidStruct = 14,       // the C parameter struct is null or its struct_size is too small
   kErrorUnsupportedVersion = 15,  // the C parameter struct's version is not one this library knows
   kErrorInternal = 16,            // an unexpected internal failure (e.g. out of host memory)
+  kErrorInvalidWindow = 17,       // window_size_left/right < -1, or window_size_right > 0 with is_causal
+  kErrorInvalidSoftcap = 18,      // softcap is negative, NaN or infinite
+  kErrorInvalidVarlen = 19,       // inconsistent variable-length fields (cu_seqlens, total_q/k, batch strides)
 };
 
 struct FlashAttentionParams {
@@ -80,6 +83,36 @@ struct FlashAttentionParams {
   int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
   int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
   int64_t out_batch_stride = 0, out_row_stride = 0, out_head_stride = 0;
+
+  // Variable-length batches (optional). With cu_seqlens_q and cu_seqlens_k set (both or neither),
+  // the sequences are packed along one token dimension: q and out are [total_q, num_heads,
+  // head_dim], k and v [total_k, num_heads_k, head_dim], and batch entry b owns rows
+  // [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of q and out and [cu_seqlens_k[b], cu_seqlens_k[b + 1])
+  // of k and v. Both are device int32 arrays of batch_size + 1 non-decreasing offsets (empty
+  // sequences allowed). seqlen_q and seqlen_k are then the longest lengths (max_seqlen_q/k), which
+  // every sequence must respect; total_q and total_k (> 0) are the packed tensors' row counts; the
+  // batch strides must be 0; softmax_lse is [num_heads, total_q]. Masks are aligned per sequence.
+  // The arrays are read only by the kernel (reading them here would synchronize): offsets and
+  // lengths are clamped to total_q/total_k, so bad contents give wrong rows but never an access
+  // outside the tensors; rows of a sequence longer than seqlen_q are not written.
+  const int32_t* cu_seqlens_q = nullptr;
+  const int32_t* cu_seqlens_k = nullptr;
+  int total_q = 0;   // must be 0 without cu_seqlens_q
+  int total_k = 0;
+  // Optional device int32 [batch_size]: batch entry b attends to its first seqused_k[b] keys only
+  // (with or without cu_seqlens; clamped to the entry's key count).
+  const int32_t* seqused_k = nullptr;
+
+  // Local (sliding-window) attention: query i sees key j when
+  //   i + seqlen_k - seqlen_q - window_size_left <= j <= i + seqlen_k - seqlen_q + window_size_right
+  // (per-sequence lengths); -1 leaves that side unbounded. is_causal is window_size_right = 0 and
+  // allows window_size_right to be -1 or 0 only.
+  int window_size_left = -1;
+  int window_size_right = -1;
+
+  // Softcap: > 0 replaces each scaled score s = softmax_scale * q.k by softcap * tanh(s / softcap)
+  // before the softmax (and the LSE); 0 turns it off.
+  float softcap = 0.0f;
 };
 
 // Runs attention forward on `stream` (asynchronous). Returns kSuccess or a Status code.

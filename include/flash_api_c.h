@@ -18,6 +18,10 @@
  * ABI rules: every value is a fixed-width integer, a float or a pointer; enumerations are int32_t
  * constants. The parameter struct starts with its own size and layout version, so that a library
  * can tell which layout a caller was compiled against: a later version only appends fields.
+ *
+ * Versions: 1 ends at out_head_stride; 2 appends the variable-length, local-window and softcap
+ * fields. The library accepts both: a version-1 struct (struct_size at least the version-1 size)
+ * runs with the version-2 fields at their defaults, and they are never read from its memory.
  */
 #ifndef FLASH_API_C_H_
 #define FLASH_API_C_H_
@@ -28,8 +32,8 @@
 extern "C" {
 #endif
 
-/* Layout version of flash_fwd_params_c described by this header. */
-#define FLASH_C_PARAMS_VERSION 1u
+/* Layout version of flash_fwd_params_c described by this header (1 is still accepted). */
+#define FLASH_C_PARAMS_VERSION 2u
 
 /* Data types (flash::DataType). */
 #define FLASH_C_DTYPE_FP16 0
@@ -54,6 +58,9 @@ extern "C" {
 #define FLASH_C_ERROR_INVALID_STRUCT 14        /* params is null or struct_size is too small */
 #define FLASH_C_ERROR_UNSUPPORTED_VERSION 15   /* params->version is not a known layout version */
 #define FLASH_C_ERROR_INTERNAL 16              /* unexpected internal failure (e.g. out of host memory) */
+#define FLASH_C_ERROR_INVALID_WINDOW 17        /* window_size_left/right < -1, or window_size_right > 0 with is_causal */
+#define FLASH_C_ERROR_INVALID_SOFTCAP 18       /* softcap is negative, NaN or infinite */
+#define FLASH_C_ERROR_INVALID_VARLEN 19        /* inconsistent cu_seqlens_q/k, total_q/k or batch strides */
 
 /* The fields and their meaning are those of flash::FlashAttentionParams (see flash_api.h).
  * Tensors are device memory, layout [batch, seqlen, heads, head_dim], head_dim contiguous. */
@@ -84,11 +91,28 @@ typedef struct flash_fwd_params_c {
   int64_t k_batch_stride, k_row_stride, k_head_stride;
   int64_t v_batch_stride, v_row_stride, v_head_stride;
   int64_t out_batch_stride, out_row_stride, out_head_stride;
+  /* ---- end of version 1 ---- */
+
+  /* Variable-length batches (both or neither): device int32 [batch_size + 1] offsets into packed
+   * q/out [total_q, num_heads, head_dim] and k/v [total_k, num_heads_k, head_dim]; seqlen_q/k are
+   * then the longest lengths, the batch strides must be 0 and softmax_lse is [num_heads, total_q]. */
+  const int32_t* cu_seqlens_q;
+  const int32_t* cu_seqlens_k;
+  const int32_t* seqused_k;   /* optional device int32 [batch_size]: keys used per batch entry */
+  int32_t total_q;            /* packed q/out rows with cu_seqlens (> 0); 0 otherwise */
+  int32_t total_k;            /* packed k/v rows with cu_seqlens (> 0); 0 otherwise */
+  int32_t window_size_left;   /* local attention: keys left of the diagonal; -1 = unbounded */
+  int32_t window_size_right;  /* keys right of the diagonal; -1 = unbounded; -1 or 0 with is_causal */
+  float softcap;              /* > 0: scores become softcap * tanh(score / softcap); 0 = off */
+  int32_t reserved1;          /* explicit padding to a multiple of 8 bytes; ignored, set to 0 by flash_c_params_init */
 } flash_fwd_params_c;
 
-/* Fills *params with the defaults (null pointers, zero sizes, FP16, non-causal, scale 0, strides 0)
- * and sets struct_size and version. Returns FLASH_C_SUCCESS, or FLASH_C_ERROR_INVALID_STRUCT when
- * params is null. */
+/* Fills *params with the defaults (null pointers, zero sizes, FP16, non-causal, scale 0, strides 0,
+ * no variable lengths, window sizes -1, softcap 0) and sets struct_size and version. It writes the
+ * whole struct of THIS header (sizeof(flash_fwd_params_c), version FLASH_C_PARAMS_VERSION): a caller
+ * that declares an older, shorter layout (an FFI binding written for version 1, say) must not call
+ * it, and fills its struct itself (struct_size, its version, the defaults above). Returns
+ * FLASH_C_SUCCESS, or FLASH_C_ERROR_INVALID_STRUCT when params is null. */
 int32_t flash_c_params_init(flash_fwd_params_c* params);
 
 /* Runs attention forward on `stream` (a cudaStream_t; NULL is the default stream), asynchronously.

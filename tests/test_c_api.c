@@ -1,8 +1,10 @@
 /* The C interface (include/flash_api_c.h), compiled as C99: the header must be plain C and every
  * call below is rejected before any CUDA call, so no GPU is needed. Prints "N passed, M failed";
  * returns non-zero on any failure. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flash_api_c.h"
@@ -19,6 +21,9 @@ static int g_failed = 0;
       printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
     }                                                                 \
   } while (0)
+
+/* Size of the version-1 layout: everything up to and including out_head_stride. */
+static const size_t kV1Size = offsetof(flash_fwd_params_c, out_head_stride) + sizeof(int64_t);
 
 /* Aligned, far-apart addresses that are never dereferenced. */
 static void* fake(uintptr_t address) { return (void*)address; }
@@ -58,6 +63,11 @@ static void test_params_init(void) {
   CHECK(p.k_batch_stride == 0 && p.k_row_stride == 0 && p.k_head_stride == 0);
   CHECK(p.v_batch_stride == 0 && p.v_row_stride == 0 && p.v_head_stride == 0);
   CHECK(p.out_batch_stride == 0 && p.out_row_stride == 0 && p.out_head_stride == 0);
+  CHECK(p.cu_seqlens_q == NULL && p.cu_seqlens_k == NULL && p.seqused_k == NULL);
+  CHECK(p.total_q == 0 && p.total_k == 0);
+  CHECK(p.window_size_left == -1 && p.window_size_right == -1);
+  CHECK(p.softcap == 0.0f);
+  CHECK(p.reserved1 == 0);
 
   CHECK(flash_c_params_init(NULL) == FLASH_C_ERROR_INVALID_STRUCT);
   CHECK(contains(flash_c_last_error_message(), "params is null"));
@@ -100,6 +110,131 @@ static void test_struct_header(void) {
   p.version = FLASH_C_PARAMS_VERSION + 1u;
   CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_VERSION);
   CHECK(contains(flash_c_last_error_message(), "version"));
+
+  /* Version 2 promises the version-2 fields: a version-1-sized struct cannot claim it. */
+  valid_params(&p);
+  p.struct_size = (uint32_t)kV1Size;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "version-2 layout"));
+}
+
+/* A caller compiled against the version-1 header: its struct ends at out_head_stride. Here the
+ * version-1 part sits in a buffer whose tail (where version 2 keeps its fields) is garbage that
+ * would fail the softcap, window and varlen checks if it were read. */
+typedef union {
+  flash_fwd_params_c params;
+  unsigned char bytes[sizeof(flash_fwd_params_c)];
+} params_buffer;
+
+static const flash_fwd_params_c* v1_params(params_buffer* buffer, const flash_fwd_params_c* fields) {
+  memset(buffer->bytes, 0xAB, sizeof buffer->bytes); /* window -1414812757, softcap < 0, cu_seqlens set */
+  memcpy(buffer->bytes, fields, kV1Size);
+  buffer->params.struct_size = (uint32_t)kV1Size;
+  buffer->params.version = 1u;
+  return &buffer->params;
+}
+
+static void test_version1_struct(void) {
+  params_buffer buffer;
+  flash_fwd_params_c p;
+  CHECK(kV1Size == offsetof(flash_fwd_params_c, cu_seqlens_q));
+
+  /* Errors of the version-1 fields are found as before... */
+  valid_params(&p);
+  p.seqlen_k = -3;
+  CHECK(flash_c_forward(v1_params(&buffer, &p), NULL) == FLASH_C_ERROR_INVALID_SIZE);
+  CHECK(contains(flash_c_last_error_message(), "seqlen_k = -3"));
+
+  /* ...including those checked after the new fields: the garbage tail is never read. */
+  valid_params(&p);
+  p.out_head_stride = 3;
+  CHECK(flash_c_forward(v1_params(&buffer, &p), NULL) == FLASH_C_ERROR_MISALIGNED_STRIDE);
+  CHECK(contains(flash_c_last_error_message(), "out_head_stride = 3"));
+
+  valid_params(&p);
+  p.is_causal = 1;
+  p.softmax_lse = (float*)fake(0x20000000u); /* same memory as k */
+  CHECK(flash_c_forward(v1_params(&buffer, &p), NULL) == FLASH_C_ERROR_ALIASING);
+  CHECK(contains(flash_c_last_error_message(), "softmax_lse"));
+
+  /* An allocation of exactly the version-1 size: reading past it would be caught by a sanitizer.
+   * The fields are set in a full struct and copied in (the test itself never reads past it). */
+  {
+    unsigned char* exact = (unsigned char*)malloc(kV1Size);
+    CHECK(exact != NULL);
+    if (exact != NULL) {
+      valid_params(&p);
+      p.struct_size = (uint32_t)kV1Size;
+      p.version = 1u;
+      p.head_dim = 100;
+      memcpy(exact, &p, kV1Size);
+      CHECK(flash_c_forward((const flash_fwd_params_c*)(void*)exact, NULL) == FLASH_C_ERROR_UNSUPPORTED_HEAD_DIM);
+      CHECK(contains(flash_c_last_error_message(), "head_dim = 100"));
+      p.head_dim = 128;
+      p.out_row_stride = 64; /* out rows overlap: checked after every version-2 field */
+      memcpy(exact, &p, kV1Size);
+      CHECK(flash_c_forward((const flash_fwd_params_c*)(void*)exact, NULL) == FLASH_C_ERROR_ALIASING);
+      CHECK(contains(flash_c_last_error_message(), "out overlaps itself"));
+      free(exact);
+    }
+  }
+
+  /* A larger struct_size with version 1 is fine too (e.g. a v1 struct embedded in a bigger one). */
+  valid_params(&p);
+  p.dtype = 77;
+  p.version = 1u;
+  p.window_size_left = -9; /* ignored: version 1 */
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_DTYPE);
+  CHECK(contains(flash_c_last_error_message(), "dtype = 77"));
+}
+
+/* The version-2 fields reach the C++ checks, each with its own code and a message naming it. */
+static void test_version2_fields(void) {
+  flash_fwd_params_c p;
+  valid_params(&p);
+  p.window_size_left = -2;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_WINDOW);
+  CHECK(contains(flash_c_last_error_message(), "window_size_left = -2"));
+
+  valid_params(&p);
+  p.is_causal = 1;
+  p.window_size_right = 4;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_WINDOW);
+  CHECK(contains(flash_c_last_error_message(), "window_size_right = 4"));
+  CHECK(contains(flash_c_last_error_message(), "is_causal"));
+
+  valid_params(&p);
+  p.softcap = -1.0f;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_SOFTCAP);
+  CHECK(contains(flash_c_last_error_message(), "softcap = -1"));
+
+  valid_params(&p);
+  p.cu_seqlens_q = (const int32_t*)fake(0x50000000u);
+  p.total_q = 128;
+  p.total_k = 128;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_VARLEN);
+  CHECK(contains(flash_c_last_error_message(), "cu_seqlens_k is null"));
+
+  valid_params(&p);
+  p.total_k = 256;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_VARLEN);
+  CHECK(contains(flash_c_last_error_message(), "total_k = 256"));
+
+  valid_params(&p);
+  p.cu_seqlens_q = (const int32_t*)fake(0x50000000u);
+  p.cu_seqlens_k = (const int32_t*)fake(0x50001000u);
+  p.total_q = 100; /* shorter than seqlen_q = 128, the longest sequence */
+  p.total_k = 128;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_VARLEN);
+  CHECK(contains(flash_c_last_error_message(), "seqlen_q = 128 exceeds total_q = 100"));
+
+  valid_params(&p);
+  p.cu_seqlens_q = (const int32_t*)fake(0x50000000u);
+  p.cu_seqlens_k = (const int32_t*)fake(0x50001002u);
+  p.total_q = 128;
+  p.total_k = 128;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_MISALIGNED_POINTER);
+  CHECK(contains(flash_c_last_error_message(), "cu_seqlens_k = 0x50001002"));
 }
 
 /* Each field reaches the C++ checks: sizes, head ratio, dtype, scale, strides, alignment. */
@@ -140,13 +275,13 @@ static void test_fields_are_passed_on(void) {
 
 static void test_status_strings(void) {
   int32_t code;
-  for (code = FLASH_C_SUCCESS; code <= FLASH_C_ERROR_INTERNAL; ++code) {
+  for (code = FLASH_C_SUCCESS; code <= FLASH_C_ERROR_INVALID_VARLEN; ++code) {
     const char* text = flash_c_status_string(code);
     CHECK(text != NULL && text[0] != '\0');
     CHECK(text != NULL && strcmp(text, "unknown status") != 0);
   }
   CHECK(strcmp(flash_c_status_string(-1), "unknown status") == 0);
-  CHECK(strcmp(flash_c_status_string(FLASH_C_ERROR_INTERNAL + 1), "unknown status") == 0);
+  CHECK(strcmp(flash_c_status_string(FLASH_C_ERROR_INVALID_VARLEN + 1), "unknown status") == 0);
   CHECK(flash_c_last_error_message() != NULL);
 }
 
@@ -164,6 +299,8 @@ int main(void) {
   test_params_init();
   test_null_pointers();
   test_struct_header();
+  test_version1_struct();
+  test_version2_fields();
   test_fields_are_passed_on();
   test_status_strings();
   test_supported_head_dims();

@@ -1,6 +1,8 @@
 // flash_attention_exec's command-line parsing: defaults, every flag, presets and their overrides,
 // errors that name the flag and the bad value, and the .npy flags (--load-q/k/v, --save-out,
 // --save-lse) with their shape checks. Pure parsing: no GPU needed.
+#include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -121,7 +123,7 @@ TEST(CliFlags, HeadsAloneKeepsAnMhaPresetMha) {
   EXPECT_EQ(o.heads, 8);
   EXPECT_EQ(o.heads_k, 8);
   // A GQA preset keeps its KV heads.
-  o = parse_ok({"--preset", "qwen2.5-vl-3b-llm", "--heads", "32"});
+  o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill", "--heads", "32"});
   EXPECT_EQ(o.heads, 32);
   EXPECT_EQ(o.heads_k, 2);
   o = parse_ok({"--heads-k", "1", "--heads", "8"});
@@ -129,8 +131,8 @@ TEST(CliFlags, HeadsAloneKeepsAnMhaPresetMha) {
 }
 
 TEST(CliPresets, QwenLanguageModel) {
-  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm"});
-  EXPECT_EQ(o.preset, "qwen2.5-vl-3b-llm");
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill"});
+  EXPECT_EQ(o.preset, "qwen2.5-vl-3b-llm-prefill");
   EXPECT_EQ(o.heads, 16);
   EXPECT_EQ(o.heads_k, 2);
   EXPECT_EQ(o.head_dim, 128);
@@ -142,17 +144,18 @@ TEST(CliPresets, QwenLanguageModel) {
 }
 
 TEST(CliPresets, ExplicitFlagsOverrideThePreset) {
-  CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm", "--no-causal", "--dtype", "fp16", "--seqlen", "1024"});
+  CliOptions o =
+      parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill", "--no-causal", "--dtype", "fp16", "--seqlen", "1024"});
   EXPECT_FALSE(o.causal);
   EXPECT_EQ(o.dtype, DataType::FP16);
   EXPECT_EQ(o.seqlen_q, 1024);
   EXPECT_EQ(o.heads_k, 2);
   // Also when the flag comes first: a preset never silently undoes an explicit flag.
-  o = parse_ok({"--batch", "2", "--preset", "qwen2.5-vl-3b-llm"});
+  o = parse_ok({"--batch", "2", "--preset", "qwen2.5-vl-3b-llm-prefill"});
   EXPECT_EQ(o.batch, 2);
   EXPECT_EQ(o.seqlen_q, 4096);
   // The last preset wins, and "seed" can be named explicitly.
-  o = parse_ok({"--preset", "qwen2.5-vl-3b-llm", "--preset=seed"});
+  o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill", "--preset=seed"});
   EXPECT_EQ(o.preset, "seed");
   EXPECT_EQ(o.heads_k, 16);
 }
@@ -161,7 +164,7 @@ TEST(CliPresets, UnknownPresetIsAnError) {
   const std::string error = parse_error({"--preset", "llama"});
   EXPECT_NE(error.find("--preset"), std::string::npos) << error;
   EXPECT_NE(error.find("'llama'"), std::string::npos) << error;
-  EXPECT_NE(error.find("qwen2.5-vl-3b-llm"), std::string::npos) << error;
+  EXPECT_NE(error.find("qwen2.5-vl-3b-llm-prefill"), std::string::npos) << error;
 }
 
 TEST(CliErrors, BadValuesNameTheFlagAndTheValue) {
@@ -205,7 +208,7 @@ TEST(CliHelp, HelpListsEveryFlagAndPreset) {
   const std::string usage = flash::cli::usage_text("flash_attention_exec");
   for (const char* flag : {"--batch", "--seqlen", "--seqlen-q", "--seqlen-k", "--heads", "--heads-k", "--head-dim",
                            "--dtype", "--causal", "--scale", "--lse", "--check", "--no-check", "--iters", "--warmup",
-                           "--json", "--seed", "--preset", "--help", "seed", "qwen2.5-vl-3b-llm"}) {
+                           "--json", "--seed", "--preset", "--help", "seed", "qwen2.5-vl-3b-llm-prefill"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
   EXPECT_EQ(flash::cli::kExitUsageError, 2);
@@ -261,7 +264,7 @@ CliOptions loading(const std::vector<std::string>& extra) {
 }
 
 TEST(CliNpyShapes, FilesSetTheShapeOverThePreset) {
-  CliOptions o = loading({"--preset", "qwen2.5-vl-3b-llm"});
+  CliOptions o = loading({"--preset", "qwen2.5-vl-3b-llm-prefill"});
   EXPECT_EQ(flash::cli::apply_loaded_shapes({2, 100, 8, 64}, {2, 300, 2, 64}, {2, 300, 2, 64}, &o), "");
   EXPECT_EQ(o.batch, 2);
   EXPECT_EQ(o.seqlen_q, 100);
@@ -304,6 +307,240 @@ TEST(CliNpyShapes, InconsistentFilesAreErrorsNamingThem) {
   EXPECT_NE(error_for({1, 0, 8, 64}, {1, 64, 8, 64}, {1, 64, 8, 64}).find("every dimension"), std::string::npos);
   // Nothing changed by a failed check.
   EXPECT_EQ(o.heads, 16);
+}
+
+// --- Serving flags: window, softcap, variable lengths, seqused_k ----------------------------------
+
+TEST(CliServing, DefaultsAreOff) {
+  const CliOptions o = parse_ok({});
+  EXPECT_EQ(o.window_left, -1);
+  EXPECT_EQ(o.window_right, -1);
+  EXPECT_EQ(o.softcap, 0.0f);
+  EXPECT_FALSE(o.varlen());
+  EXPECT_TRUE(o.varlen_q_lens.empty());
+  EXPECT_TRUE(o.varlen_k_lens.empty());
+  EXPECT_TRUE(o.seqused_k.empty());
+}
+
+TEST(CliServing, WindowAndSoftcap) {
+  CliOptions o = parse_ok({"--window-left", "128", "--window-right=0", "--softcap", "30"});
+  EXPECT_EQ(o.window_left, 128);
+  EXPECT_EQ(o.window_right, 0);
+  EXPECT_EQ(o.softcap, 30.0f);
+  o = parse_ok({"--window-left", "0", "--window-right", "7", "--softcap", "0.5", "--window-left", "-1"});
+  EXPECT_EQ(o.window_left, -1);
+  EXPECT_EQ(o.window_right, 7);
+  EXPECT_EQ(o.softcap, 0.5f);
+  EXPECT_EQ(parse_ok({"--softcap", "0"}).softcap, 0.0f);
+}
+
+TEST(CliServing, WindowWithCausal) {
+  // Causal is window-right 0: -1 and 0 go with it, anything larger does not.
+  EXPECT_EQ(parse_ok({"--causal", "--window-left", "16", "--window-right", "0"}).window_right, 0);
+  EXPECT_EQ(parse_ok({"--causal", "--window-left", "16"}).window_left, 16);
+  std::string error = parse_error({"--causal", "--window-right", "3"});
+  EXPECT_NE(error.find("--window-right 3"), std::string::npos) << error;
+  EXPECT_NE(error.find("--no-causal"), std::string::npos) << error;
+  // Also when the preset makes the mask causal, and not once --no-causal undoes it.
+  error = parse_error({"--preset", "qwen2.5-vl-3b-llm-prefill", "--window-right", "1"});
+  EXPECT_NE(error.find("--window-right 1"), std::string::npos) << error;
+  EXPECT_EQ(parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill", "--window-right", "1", "--no-causal"}).window_right, 1);
+}
+
+TEST(CliServing, WindowAndSoftcapErrorsNameTheFlagAndTheValue) {
+  expect_error_names({"--window-left", "-2"}, "--window-left", "-2");
+  expect_error_names({"--window-left", "abc"}, "--window-left", "abc");
+  expect_error_names({"--window-right", "1.5"}, "--window-right", "1.5");
+  expect_error_names({"--window-right", "99999999999"}, "--window-right", "99999999999");
+  expect_error_names({"--softcap", "-1"}, "--softcap", "-1");
+  expect_error_names({"--softcap", "nan"}, "--softcap", "nan");
+  expect_error_names({"--softcap", "inf"}, "--softcap", "inf");
+  expect_error_names({"--softcap", "1e300"}, "--softcap", "1e300");
+  expect_error_names({"--softcap", "3x"}, "--softcap", "3x");
+  EXPECT_NE(parse_error({"--softcap"}).find("missing value for --softcap"), std::string::npos);
+}
+
+TEST(CliServing, VarlenListsSetTheBatchAndTheLongestLengths) {
+  const CliOptions o = parse_ok({"--varlen-q-lens", "3,0,17", "--varlen-k-lens=5,2,0"});
+  EXPECT_TRUE(o.varlen());
+  EXPECT_EQ(o.varlen_q_lens, std::vector<int>({3, 0, 17}));
+  EXPECT_EQ(o.varlen_k_lens, std::vector<int>({5, 2, 0}));
+  EXPECT_EQ(o.batch, 3);
+  EXPECT_EQ(o.seqlen_q, 17);
+  EXPECT_EQ(o.seqlen_k, 5);
+  // One sequence; explicit shape flags that agree are fine.
+  const CliOptions one = parse_ok({"--varlen-q-lens", "100", "--varlen-k-lens", "300", "--batch", "1", "--seqlen-k",
+                                   "300", "--causal", "--heads", "8", "--heads-k", "2"});
+  EXPECT_EQ(one.batch, 1);
+  EXPECT_EQ(one.seqlen_q, 100);
+  EXPECT_EQ(one.seqlen_k, 300);
+  EXPECT_TRUE(one.causal);
+  EXPECT_EQ(one.heads_k, 2);
+}
+
+TEST(CliServing, VarlenErrors) {
+  // Each list: integers >= 0, comma-separated, nothing else.
+  for (const char* bad : {"", "3,,4", "3,-1", "a", "3, 4", "3,", ",3", "1.5", "99999999999"}) {
+    expect_error_names({"--varlen-q-lens=" + std::string(bad), "--varlen-k-lens", "1"}, "--varlen-q-lens", bad);
+    expect_error_names({"--varlen-q-lens", "1", "--varlen-k-lens=" + std::string(bad)}, "--varlen-k-lens", bad);
+  }
+  // Both or neither, one length of each per sequence.
+  std::string error = parse_error({"--varlen-q-lens", "1,2"});
+  EXPECT_NE(error.find("missing --varlen-k-lens"), std::string::npos) << error;
+  error = parse_error({"--varlen-k-lens", "1,2"});
+  EXPECT_NE(error.find("missing --varlen-q-lens"), std::string::npos) << error;
+  error = parse_error({"--varlen-q-lens", "1,2,3", "--varlen-k-lens", "1,2"});
+  EXPECT_NE(error.find("'1,2,3' has 3 lengths"), std::string::npos) << error;
+  EXPECT_NE(error.find("'1,2' has 2"), std::string::npos) << error;
+  // The packed tensors need at least one row, and their row count must fit an int.
+  expect_error_names({"--varlen-q-lens", "0,0", "--varlen-k-lens", "1,1"}, "--varlen-q-lens", "0,0");
+  expect_error_names({"--varlen-q-lens", "1,1", "--varlen-k-lens", "0,0"}, "--varlen-k-lens", "0,0");
+  expect_error_names({"--varlen-q-lens", "2147483647,1", "--varlen-k-lens", "1,1"}, "--varlen-q-lens",
+                     "2147483647,1");
+  // Explicit shape flags that disagree with the lists.
+  error = parse_error({"--varlen-q-lens", "4,5", "--varlen-k-lens", "4,5", "--batch", "3"});
+  EXPECT_NE(error.find("--batch 3 conflicts"), std::string::npos) << error;
+  EXPECT_NE(error.find("--varlen-q-lens"), std::string::npos) << error;
+  error = parse_error({"--seqlen", "8", "--varlen-q-lens", "4,5", "--varlen-k-lens", "4,8"});
+  EXPECT_NE(error.find("--seqlen 8 conflicts"), std::string::npos) << error;
+  EXPECT_NE(error.find("5 as the longest query length"), std::string::npos) << error;
+  error = parse_error({"--varlen-q-lens", "4,5", "--varlen-k-lens", "4,5", "--seqlen-k", "4"});
+  EXPECT_NE(error.find("--seqlen-k 4 conflicts"), std::string::npos) << error;
+}
+
+TEST(CliServing, VarlenRejectsLoadedInputs) {
+  std::string error = parse_error({"--varlen-q-lens", "4,5", "--varlen-k-lens", "4,5", "--load-q", "q.npy",
+                                   "--load-k", "k.npy", "--load-v", "v.npy"});
+  EXPECT_NE(error.find("--load-q"), std::string::npos) << error;
+  EXPECT_NE(error.find("variable-length"), std::string::npos) << error;
+  error = parse_error({"--preset", "qwen2.5-vl-3b-vit-window", "--load-q", "q.npy", "--load-k", "k.npy", "--load-v",
+                       "v.npy"});
+  EXPECT_NE(error.find("--preset qwen2.5-vl-3b-vit-window"), std::string::npos) << error;
+}
+
+TEST(CliServing, SequsedK) {
+  CliOptions o = parse_ok({"--batch", "3", "--seqused-k", "5,0,512"});
+  EXPECT_EQ(o.seqused_k, std::vector<int>({5, 0, 512}));
+  o = parse_ok({"--varlen-q-lens", "1,2", "--varlen-k-lens", "7,9", "--seqused-k", "3,100"});
+  EXPECT_EQ(o.seqused_k, std::vector<int>({3, 100}));
+  expect_error_names({"--seqused-k", "1,-2"}, "--seqused-k", "1,-2");
+  expect_error_names({"--seqused-k", "x"}, "--seqused-k", "x");
+  // One entry per batch entry.
+  std::string error = parse_error({"--seqused-k", "1,2"});   // the seed preset has batch 1
+  EXPECT_NE(error.find("--seqused-k '1,2' has 2 entries"), std::string::npos) << error;
+  EXPECT_NE(error.find("batch has 1"), std::string::npos) << error;
+  error = parse_error({"--varlen-q-lens", "1,2,3", "--varlen-k-lens", "7,9,1", "--seqused-k", "3,100"});
+  EXPECT_NE(error.find("batch has 3"), std::string::npos) << error;
+  // With .npy inputs the batch comes from the files.
+  o = parse_ok({"--load-q", "q.npy", "--load-k", "k.npy", "--load-v", "v.npy", "--seqused-k", "4,4"});
+  EXPECT_EQ(flash::cli::apply_loaded_shapes({2, 64, 8, 64}, {2, 64, 8, 64}, {2, 64, 8, 64}, &o), "");
+  error = flash::cli::apply_loaded_shapes({3, 64, 8, 64}, {3, 64, 8, 64}, {3, 64, 8, 64}, &o);
+  EXPECT_NE(error.find("--seqused-k '4,4' has 2 entries"), std::string::npos) << error;
+}
+
+TEST(CliServing, HelpListsTheServingFlagsAndPresets) {
+  const std::string usage = flash::cli::usage_text("flash_attention_exec");
+  for (const char* text : {"--window-left", "--window-right", "--softcap", "--varlen-q-lens", "--varlen-k-lens",
+                           "--seqused-k", "qwen2.5-vl-3b-llm-prefill", "qwen2.5-vl-3b-vit-window",
+                           "qwen2.5-vl-3b-vit-full", "88 variable-length sequences (up to 64 tokens, 4872 in all)"}) {
+    EXPECT_NE(usage.find(text), std::string::npos) << text;
+  }
+}
+
+// --- Qwen2.5-VL vision presets -----------------------------------------------------------------------
+
+TEST(CliQwenVit, WindowLengthsOfThe84By58Grid) {
+  // 42 x 29 groups of 2 x 2 patches; windows of 4 x 4 groups: 11 rows of windows (the last 2 groups
+  // high) by 8 columns (the last 1 group wide).
+  const std::vector<int> lengths = flash::cli::qwen_vit_window_lengths(84, 58);
+  ASSERT_EQ(lengths.size(), 88u);
+  int total = 0;
+  std::map<int, int> windows_of_size;
+  for (const int length : lengths) {
+    total += length;
+    ++windows_of_size[length];
+  }
+  EXPECT_EQ(total, 4872);
+  EXPECT_EQ(windows_of_size, (std::map<int, int>{{64, 70}, {32, 7}, {16, 10}, {8, 1}}));
+  // Row by row: each row of windows ends with a 1-group-wide one, the last row is 2 groups high.
+  EXPECT_EQ(lengths[0], 64);
+  EXPECT_EQ(lengths[7], 16);
+  EXPECT_EQ(lengths[80], 32);
+  EXPECT_EQ(lengths[87], 8);
+}
+
+TEST(CliQwenVit, WindowLengthsOfOtherGrids) {
+  EXPECT_EQ(flash::cli::qwen_vit_window_lengths(2, 2), std::vector<int>({4}));
+  EXPECT_EQ(flash::cli::qwen_vit_window_lengths(8, 8), std::vector<int>({64}));
+  EXPECT_EQ(flash::cli::qwen_vit_window_lengths(10, 8), std::vector<int>({64, 16}));
+  EXPECT_EQ(flash::cli::qwen_vit_window_lengths(8, 12), std::vector<int>({64, 32}));
+  EXPECT_THROW(flash::cli::qwen_vit_window_lengths(83, 58), std::invalid_argument);
+  EXPECT_THROW(flash::cli::qwen_vit_window_lengths(84, 0), std::invalid_argument);
+}
+
+TEST(CliPresets, QwenVisionWindowed) {
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-vit-window"});
+  EXPECT_EQ(o.preset, "qwen2.5-vl-3b-vit-window");
+  EXPECT_TRUE(o.varlen());
+  EXPECT_EQ(o.varlen_q_lens, flash::cli::qwen_vit_window_lengths(84, 58));
+  EXPECT_EQ(o.varlen_k_lens, o.varlen_q_lens);
+  EXPECT_EQ(o.batch, 88);
+  EXPECT_EQ(o.seqlen_q, 64);
+  EXPECT_EQ(o.seqlen_k, 64);
+  EXPECT_EQ(o.heads, 16);
+  EXPECT_EQ(o.heads_k, 16);
+  EXPECT_EQ(o.head_dim, 80);
+  EXPECT_EQ(o.dtype, DataType::BF16);
+  EXPECT_FALSE(o.causal);
+  EXPECT_EQ(o.window_left, -1);
+  EXPECT_EQ(o.window_right, -1);
+  // Flags still override the rest; --heads alone keeps this MHA preset MHA.
+  const CliOptions fp16 = parse_ok({"--preset", "qwen2.5-vl-3b-vit-window", "--dtype", "fp16", "--heads", "8"});
+  EXPECT_EQ(fp16.dtype, DataType::FP16);
+  EXPECT_EQ(fp16.heads_k, 8);
+  EXPECT_EQ(fp16.batch, 88);
+  // Explicit lists replace the preset's windows.
+  const CliOptions lists = parse_ok({"--preset", "qwen2.5-vl-3b-vit-window", "--varlen-q-lens", "10,20",
+                                     "--varlen-k-lens", "10,20"});
+  EXPECT_EQ(lists.batch, 2);
+  EXPECT_EQ(lists.seqlen_q, 20);
+  // A shape flag that contradicts the windows names the preset.
+  const std::string error = parse_error({"--preset", "qwen2.5-vl-3b-vit-window", "--batch", "4"});
+  EXPECT_NE(error.find("--batch 4 conflicts"), std::string::npos) << error;
+  EXPECT_NE(error.find("--preset qwen2.5-vl-3b-vit-window"), std::string::npos) << error;
+  EXPECT_NE(error.find("88 sequences"), std::string::npos) << error;
+  // A later dense preset drops the windows.
+  const CliOptions seed = parse_ok({"--preset", "qwen2.5-vl-3b-vit-window", "--preset", "seed"});
+  EXPECT_FALSE(seed.varlen());
+  EXPECT_EQ(seed.batch, 1);
+  EXPECT_EQ(seed.seqlen_q, 512);
+}
+
+TEST(CliPresets, QwenVisionFull) {
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-vit-full"});
+  EXPECT_EQ(o.preset, "qwen2.5-vl-3b-vit-full");
+  EXPECT_FALSE(o.varlen());
+  EXPECT_EQ(o.batch, 1);
+  EXPECT_EQ(o.seqlen_q, 4872);
+  EXPECT_EQ(o.seqlen_k, 4872);
+  EXPECT_EQ(o.heads, 16);
+  EXPECT_EQ(o.heads_k, 16);
+  EXPECT_EQ(o.head_dim, 80);
+  EXPECT_EQ(o.dtype, DataType::BF16);
+  EXPECT_FALSE(o.causal);
+}
+
+TEST(CliPresets, QwenLanguageModelPrefillIsDense) {
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill"});
+  EXPECT_FALSE(o.varlen());
+  EXPECT_EQ(o.batch, 1);
+  EXPECT_EQ(o.window_left, -1);
+  EXPECT_EQ(o.softcap, 0.0f);
+  // The old name is gone; the error lists the presets.
+  const std::string error = parse_error({"--preset", "qwen2.5-vl-3b-llm"});
+  for (const char* name : {"seed", "qwen2.5-vl-3b-llm-prefill", "qwen2.5-vl-3b-vit-window", "qwen2.5-vl-3b-vit-full"}) {
+    EXPECT_NE(error.find(name), std::string::npos) << error;
+  }
 }
 
 }  // namespace

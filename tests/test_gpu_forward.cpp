@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include "flash_api.h"
+#include "gpu_test_util.h"
 #include "host/host_tensor.h"
 #include "reference/attention_ref.h"
 
@@ -21,35 +22,10 @@ namespace {
 using flash::DataType;
 using flash::host::GuardedDeviceBuffer;
 
-// Acceptance bounds on ||out - ref|| / ||ref|| (FA3 itself reaches about 2.8e-4 fp16, 2.2e-3 bf16).
-constexpr double kMaxRelL2Fp16 = 2e-3;
-constexpr double kMaxRelL2Bf16 = 1e-2;
-// LSE is computed in fp32 from exact products of the 16-bit inputs: far tighter than the output.
-constexpr double kMaxLseAbsError = 1e-3;
-constexpr uint16_t kPoison16 = 0xFFFF;   // NaN in fp16 and bf16
-
-std::string sm90_skip_reason() {
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    cudaGetLastError();
-    return std::string("no CUDA device (") + (err != cudaSuccess ? cudaGetErrorString(err) : "count 0") + ")";
-  }
-  int device = 0, major = 0, minor = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-  if (major != 9 || minor != 0) {
-    return "device is compute capability " + std::to_string(major) + "." + std::to_string(minor) + ", not SM90";
-  }
-  return "";
-}
-
-#define SKIP_WITHOUT_SM90()                                            \
-  do {                                                                 \
-    const std::string reason = sm90_skip_reason();                     \
-    if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason; \
-  } while (0)
+using flash::test::kMaxLseAbsError;
+using flash::test::kMaxRelL2Bf16;
+using flash::test::kMaxRelL2Fp16;
+using flash::test::kPoison16;
 
 enum class QkvLayout { kContiguous, kPacked };      // packed: one [b, s, h + 2 h_k, d] buffer
 // padded rows: 8 unused elements after each row; padded heads: 8 unused elements after each head,

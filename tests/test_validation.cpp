@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -29,11 +31,15 @@ constexpr uintptr_t kKAddress = 0x20000000;
 constexpr uintptr_t kVAddress = 0x30000000;
 constexpr uintptr_t kOutAddress = 0x40000000;
 constexpr uintptr_t kLseAddress = 0x50000000;
+constexpr uintptr_t kCuSeqlensQAddress = 0x60000000;
+constexpr uintptr_t kCuSeqlensKAddress = 0x60001000;
+constexpr uintptr_t kSequsedKAddress = 0x60002000;
 // A batch value that no check accepts or rejects by accident; a failed check must leave it alone.
 constexpr int kUntouchedBatch = -7;
 
 const void* fake(uintptr_t address) { return reinterpret_cast<const void*>(address); }
 void* fake_mut(uintptr_t address) { return reinterpret_cast<void*>(address); }
+const int32_t* fake_int(uintptr_t address) { return reinterpret_cast<const int32_t*>(address); }
 
 // A valid GQA problem: q/out [2, 128, 8, 128], k/v [2, 256, 4, 128], FP16.
 FlashAttentionParams valid_params() {
@@ -162,6 +168,18 @@ TEST(ValidationSizes, ZeroHeadDim) {
   FlashAttentionParams p = valid_params();
   p.head_dim = 0;
   expect_rejected(p, kErrorInvalidSize, {"head_dim = 0"});
+}
+
+TEST(ValidationSizes, SeqlenKAboveTheTokenLimit) {
+  FlashAttentionParams p = valid_params();
+  p.seqlen_k = 1 << 30;
+  expect_rejected(p, kErrorSizeOverflow, {"seqlen_k = 1073741824", "exceeds 1073741823"});
+}
+
+TEST(ValidationSizes, TotalQAboveTheTokenLimit) {
+  FlashAttentionParams p = valid_params();
+  p.total_q = std::numeric_limits<int>::max();
+  expect_rejected(p, kErrorSizeOverflow, {"total_q = 2147483647", "exceeds 1073741823"});
 }
 
 TEST(ValidationHeads, NumHeadsNotMultipleOfNumHeadsK) {
@@ -311,16 +329,16 @@ TEST(ValidationRange, LastOffsetOverflowsInt64) {
 
 TEST(ValidationRange, DefaultBatchStrideOverflowsInt64) {
   FlashAttentionParams p = valid_params();
-  p.seqlen_q = INT_MAX;
+  p.seqlen_q = (1 << 30) - 1;   // the longest sequence the kernels address
   p.num_heads = 1 << 30;
   expect_rejected(p, kErrorSizeOverflow,
-                  {"q_batch_stride default seqlen_q * num_heads * head_dim", "2147483647 * 1073741824 * 128"});
+                  {"q_batch_stride default seqlen_q * num_heads * head_dim", "1073741823 * 1073741824 * 128"});
 }
 
 TEST(ValidationRange, LseSizeOverflowsInt64) {
   FlashAttentionParams p = valid_params();
   p.batch_size = INT_MAX;
-  p.seqlen_q = INT_MAX;
+  p.seqlen_q = (1 << 30) - 1;
   p.num_heads = 1 << 30;
   // Small explicit q and out strides keep their own offsets in range so the LSE check is reached.
   p.q_batch_stride = p.q_row_stride = p.q_head_stride = 8;
@@ -375,6 +393,384 @@ TEST(ValidationAliasing, LseInsideK) {
   FlashAttentionParams p = valid_params();
   p.softmax_lse = reinterpret_cast<float*>(kKAddress + 0x40);
   expect_rejected(p, kErrorAliasing, {"softmax_lse bytes [0x20000040", "overlap k bytes"});
+}
+
+// ---- Local (sliding-window) attention ----------------------------------------------------------
+
+TEST(ValidationWindow, LeftBelowMinusOne) {
+  FlashAttentionParams p = valid_params();
+  p.window_size_left = -2;
+  expect_rejected(p, kErrorInvalidWindow, {"window_size_left = -2", ">= 0", "-1 (no limit"});
+}
+
+TEST(ValidationWindow, RightBelowMinusOne) {
+  FlashAttentionParams p = valid_params();
+  p.window_size_right = INT_MIN;
+  expect_rejected(p, kErrorInvalidWindow, {"window_size_right = " + std::to_string(INT_MIN), ">= 0", "-1"});
+}
+
+TEST(ValidationWindow, CausalWithPositiveRight) {
+  FlashAttentionParams p = valid_params();
+  p.is_causal = true;
+  p.window_size_left = 64;
+  p.window_size_right = 3;
+  expect_rejected(p, kErrorInvalidWindow, {"window_size_right = 3", "is_causal", "-1 or 0"});
+}
+
+// ---- Softcap -------------------------------------------------------------------------------------
+
+TEST(ValidationSoftcap, Negative) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = -30.0f;
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = -30", "finite and >= 0", "0 turns the softcap off"});
+}
+
+TEST(ValidationSoftcap, NaN) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = std::nanf("");
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = nan", "finite"});
+}
+
+TEST(ValidationSoftcap, Infinite) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = INFINITY;
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = inf", "finite"});
+}
+
+TEST(ValidationSoftcap, NegativeInfinite) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = -INFINITY;
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = -inf", "finite"});
+}
+
+// Finite but extreme: one of the kernel's two factors would not be a normal fp32 number.
+TEST(ValidationSoftcap, TinySoftcapOverflowsTheScaleFactor) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = 1e30f;
+  p.softcap = 1e-10f;   // softmax_scale / softcap = 1e40
+  expect_rejected(p, kErrorInvalidSoftcap,
+                  {"softcap = 1e-10", "softmax_scale / softcap = 1e+40", "not a normal fp32 number", "must lie in ["});
+}
+
+TEST(ValidationSoftcap, DenormalSoftcapIsRejected) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = std::numeric_limits<float>::denorm_min();
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = ", "softmax_scale / softcap", "not a normal fp32 number"});
+}
+
+TEST(ValidationSoftcap, HugeSoftcapOverflowsTheLog2Factor) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = 1e30f;
+  p.softcap = 3e38f;   // softcap * log2(e) > FLT_MAX
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = 3e+38", "softcap * log2(e)", "not a normal fp32 number"});
+}
+
+// A huge softcap with a small scale: softmax_scale / softcap would flush to 0 and read as "off".
+TEST(ValidationSoftcap, HugeSoftcapUnderflowsTheScaleFactor) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = 1e38f;
+  expect_rejected(p, kErrorInvalidSoftcap, {"softcap = 1e+38", "softmax_scale / softcap", "not a normal fp32 number"});
+}
+
+// ---- Variable-length batches ---------------------------------------------------------------------
+
+// A valid varlen problem: 2 sequences packed into q/out [300, 8, 128] and k/v [500, 4, 128], the
+// longest 200 queries and 400 keys.
+FlashAttentionParams valid_varlen_params() {
+  FlashAttentionParams p = valid_params();
+  p.cu_seqlens_q = fake_int(kCuSeqlensQAddress);
+  p.cu_seqlens_k = fake_int(kCuSeqlensKAddress);
+  p.seqlen_q = 200;
+  p.seqlen_k = 400;
+  p.total_q = 300;
+  p.total_k = 500;
+  return p;
+}
+
+TEST(ValidationVarlen, OnlyCuSeqlensQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.cu_seqlens_k = nullptr;
+  expect_rejected(p, kErrorInvalidVarlen,
+                  {"cu_seqlens_q = 0x60000000 is set but cu_seqlens_k is null", "need both cu_seqlens_q and cu_seqlens_k"});
+}
+
+TEST(ValidationVarlen, OnlyCuSeqlensK) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.cu_seqlens_q = nullptr;
+  expect_rejected(p, kErrorInvalidVarlen,
+                  {"cu_seqlens_k = 0x60001000 is set but cu_seqlens_q is null", "need both"});
+}
+
+TEST(ValidationVarlen, TotalQWithoutCuSeqlens) {
+  FlashAttentionParams p = valid_params();
+  p.total_q = 256;
+  expect_rejected(p, kErrorInvalidVarlen, {"total_q = 256 without cu_seqlens_q and cu_seqlens_k", "must be 0"});
+}
+
+TEST(ValidationVarlen, TotalKWithoutCuSeqlens) {
+  FlashAttentionParams p = valid_params();
+  p.total_k = -1;
+  expect_rejected(p, kErrorInvalidVarlen, {"total_k = -1 without cu_seqlens_q and cu_seqlens_k"});
+}
+
+TEST(ValidationVarlen, ZeroTotalQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.total_q = 0;
+  expect_rejected(p, kErrorInvalidVarlen, {"total_q = 0 must be positive", "row count"});
+}
+
+TEST(ValidationVarlen, NegativeTotalK) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.total_k = -500;
+  expect_rejected(p, kErrorInvalidVarlen, {"total_k = -500 must be positive"});
+}
+
+TEST(ValidationVarlen, LongestQueryExceedsTotalQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.seqlen_q = 301;
+  expect_rejected(p, kErrorInvalidVarlen, {"seqlen_q = 301 exceeds total_q = 300", "longest sequence"});
+}
+
+TEST(ValidationVarlen, LongestKeyExceedsTotalK) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.seqlen_k = 501;
+  expect_rejected(p, kErrorInvalidVarlen, {"seqlen_k = 501 exceeds total_k = 500"});
+}
+
+TEST(ValidationVarlen, EveryBatchStrideMustBeZero) {
+  const std::vector<std::pair<std::string, int64_t FlashAttentionParams::*>> fields = {
+      {"q_batch_stride", &FlashAttentionParams::q_batch_stride},
+      {"k_batch_stride", &FlashAttentionParams::k_batch_stride},
+      {"v_batch_stride", &FlashAttentionParams::v_batch_stride},
+      {"out_batch_stride", &FlashAttentionParams::out_batch_stride}};
+  for (const auto& [name, field] : fields) {
+    SCOPED_TRACE(name);
+    FlashAttentionParams p = valid_varlen_params();
+    p.*field = 300 * 8 * 128;
+    expect_rejected(p, kErrorInvalidVarlen,
+                    {name + " = " + std::to_string(300 * 8 * 128) + " must be 0 with cu_seqlens_q/cu_seqlens_k",
+                     "no batch dimension"});
+  }
+}
+
+TEST(ValidationVarlen, MisalignedCuSeqlensQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.cu_seqlens_q = fake_int(kCuSeqlensQAddress + 2);
+  expect_rejected(p, kErrorMisalignedPointer, {"cu_seqlens_q = 0x60000002 is not aligned to 4 bytes (int32)"});
+}
+
+TEST(ValidationVarlen, MisalignedCuSeqlensK) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.cu_seqlens_k = fake_int(kCuSeqlensKAddress + 1);
+  expect_rejected(p, kErrorMisalignedPointer, {"cu_seqlens_k = 0x60001001", "4 bytes"});
+}
+
+TEST(ValidationVarlen, MisalignedSequsedKWithAndWithoutCuSeqlens) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.seqused_k = fake_int(kSequsedKAddress + 3);
+  expect_rejected(p, kErrorMisalignedPointer, {"seqused_k = 0x60002003", "4 bytes"});
+  p = valid_params();
+  p.seqused_k = fake_int(kSequsedKAddress + 2);
+  expect_rejected(p, kErrorMisalignedPointer, {"seqused_k = 0x60002002", "4 bytes"});
+}
+
+// Packed tensors span total rows (batch 1): out right after q's 300 rows is fine, one row earlier
+// it overlaps. Without varlen the same q would span batch_size * seqlen_q = 400 rows.
+TEST(ValidationVarlen, RangesUseTotalRows) {
+  FlashAttentionParams p = valid_varlen_params();
+  const uintptr_t q_bytes = uintptr_t{300} * 8 * 128 * 2;
+  p.out = fake_mut(kQAddress + q_bytes);
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  p.out = fake_mut(kQAddress + q_bytes - 8 * 128 * 2);
+  // q: 300 * 8 * 128 fp16 = 0x96000 bytes.
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap q bytes [0x10000000, 0x10096000)"});
+}
+
+// softmax_lse is [num_heads, total_q]: 8 * 300 floats.
+TEST(ValidationVarlen, LseRangeIsHeadsTimesTotalQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  const uintptr_t lse_bytes = uintptr_t{8} * 300 * 4;
+  p.softmax_lse = reinterpret_cast<float*>(kKAddress - lse_bytes);   // ends where k begins
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  p.softmax_lse = reinterpret_cast<float*>(kKAddress - lse_bytes + 4);
+  expect_rejected(p, kErrorAliasing, {"softmax_lse bytes", "overlap k bytes [0x20000000"});
+}
+
+TEST(ValidationVarlen, OutSelfOverlapUsesTotalQ) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.out_row_stride = 128;   // one head wide, but each packed row holds 8 heads
+  expect_rejected(p, kErrorAliasing, {"out overlaps itself", "out_row_stride * total_q = 128 * 300"});
+}
+
+TEST(ValidationVarlen, TensorOffsetOverflowHasNoBatchTerm) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.total_q = (1 << 30) - 1;
+  p.q_row_stride = int64_t{1} << 38;   // (2^30 - 2) * 2^38 > 2^63
+  expect_rejected(p, kErrorSizeOverflow,
+                  {"q: the last element's offset (total_q - 1) * q_row_stride", "(1073741823 - 1) * 274877906944"});
+}
+
+TEST(ValidationVarlen, OutMustNotOverlapTheInt32Arrays) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.cu_seqlens_k = fake_int(kOutAddress + 0x100);
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap cu_seqlens_k bytes [0x40000100, 0x4000010c)"});
+  p = valid_params();
+  p.seqused_k = fake_int(kLseAddress + 0x10);
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress);
+  expect_rejected(p, kErrorAliasing, {"softmax_lse bytes", "overlap seqused_k bytes [0x50000010, 0x50000018)"});
+}
+
+// ---- Order of the new checks ---------------------------------------------------------------------
+
+TEST(ValidationOrder, NewFieldsAfterScaleBeforeStrides) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = -1.0f;
+  p.softcap = -1.0f;
+  p.window_size_left = -3;
+  p.total_q = 5;
+  p.q_row_stride = 3;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidScale);
+  p.softmax_scale = 0.0f;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidSoftcap);
+  p.softcap = 0.0f;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidWindow);
+  p.window_size_left = -1;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorInvalidVarlen);
+  p.total_q = 0;
+  EXPECT_EQ(flash_attention_forward(p, nullptr), kErrorMisalignedStride);
+}
+
+// ---- Accepted calls: the resolved fields ---------------------------------------------------------
+
+TEST(ValidationAccepts, NewFieldDefaults) {
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(valid_params(), &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.window_left, -1);
+  EXPECT_EQ(args.window_right, -1);
+  EXPECT_EQ(args.softcap_scale, 0.0f);
+  EXPECT_EQ(args.cu_seqlens_q, nullptr);
+  EXPECT_EQ(args.cu_seqlens_k, nullptr);
+  EXPECT_EQ(args.seqused_k, nullptr);
+  EXPECT_EQ(args.total_q, 0);
+  EXPECT_EQ(args.total_k, 0);
+}
+
+TEST(ValidationAccepts, VarlenResolves) {
+  FlashAttentionParams p = valid_varlen_params();
+  p.seqused_k = fake_int(kSequsedKAddress);
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress);
+  FwdArgs args;
+  args.batch = kUntouchedBatch;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.cu_seqlens_q, fake_int(kCuSeqlensQAddress));
+  EXPECT_EQ(args.cu_seqlens_k, fake_int(kCuSeqlensKAddress));
+  EXPECT_EQ(args.seqused_k, fake_int(kSequsedKAddress));
+  EXPECT_EQ(args.total_q, 300);
+  EXPECT_EQ(args.total_k, 500);
+  EXPECT_EQ(args.batch, 2);
+  EXPECT_EQ(args.seqlen_q, 200);   // the longest lengths
+  EXPECT_EQ(args.seqlen_k, 400);
+  EXPECT_EQ(args.lse, reinterpret_cast<float*>(kLseAddress));
+  // Packed [total, heads, head_dim]: no batch stride, contiguous rows and heads.
+  for (const detail::TensorStrides& s : {args.q_strides, args.out_strides}) {
+    EXPECT_EQ(s.batch, 0);
+    EXPECT_EQ(s.row, 8 * 128);
+    EXPECT_EQ(s.head, 128);
+  }
+  for (const detail::TensorStrides& s : {args.k_strides, args.v_strides}) {
+    EXPECT_EQ(s.batch, 0);
+    EXPECT_EQ(s.row, 4 * 128);
+    EXPECT_EQ(s.head, 128);
+  }
+}
+
+TEST(ValidationAccepts, VarlenWithExplicitRowStridesAndEqualLengths) {
+  // seqlen == total (one sequence takes all rows) is allowed; padded rows too.
+  FlashAttentionParams p = valid_varlen_params();
+  p.seqlen_q = p.total_q;
+  p.seqlen_k = p.total_k;
+  p.k_row_stride = p.v_row_stride = 3 * 4 * 128;   // views of a packed KV buffer
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.k_strides.row, 3 * 4 * 128);
+  EXPECT_EQ(args.k_strides.batch, 0);
+}
+
+TEST(ValidationAccepts, SequsedKWithoutVarlen) {
+  FlashAttentionParams p = valid_params();
+  p.seqused_k = fake_int(kSequsedKAddress);
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.seqused_k, fake_int(kSequsedKAddress));
+  EXPECT_EQ(args.cu_seqlens_q, nullptr);
+  EXPECT_EQ(args.q_strides.batch, 128 * 8 * 128);
+}
+
+TEST(ValidationAccepts, CausalFoldsIntoWindowRightZero) {
+  for (const int right : {-1, 0}) {
+    FlashAttentionParams p = valid_params();
+    p.is_causal = true;
+    p.window_size_right = right;
+    FwdArgs args;
+    ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << right << ": " << last_error_message();
+    EXPECT_TRUE(args.is_causal);
+    EXPECT_EQ(args.window_left, -1);
+    EXPECT_EQ(args.window_right, 0);
+  }
+  FlashAttentionParams p = valid_params();
+  p.is_causal = true;
+  p.window_size_left = 100;   // causal sliding window
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.window_left, 100);
+  EXPECT_EQ(args.window_right, 0);
+}
+
+TEST(ValidationAccepts, WindowKeptAsGiven) {
+  FlashAttentionParams p = valid_params();
+  p.window_size_left = 0;
+  p.window_size_right = 17;
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_FALSE(args.is_causal);
+  EXPECT_EQ(args.window_left, 0);
+  EXPECT_EQ(args.window_right, 17);
+  p.window_size_left = INT_MAX;
+  p.window_size_right = -1;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.window_left, INT_MAX);
+  EXPECT_EQ(args.window_right, -1);
+}
+
+TEST(ValidationAccepts, SoftcapScalesWithDefaultScale) {
+  FlashAttentionParams p = valid_params();
+  p.softcap = 30.0f;
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  const double scale = 1.0 / std::sqrt(128.0);
+  const double log2e = std::log2(std::exp(1.0));
+  EXPECT_FLOAT_EQ(args.softmax_scale, static_cast<float>(scale));   // stays the scale
+  EXPECT_EQ(args.softcap_scale, static_cast<float>(scale / 30.0));
+  EXPECT_EQ(args.softmax_scale_log2, static_cast<float>(30.0 * log2e));
+}
+
+TEST(ValidationAccepts, SoftcapScalesWithExplicitScale) {
+  FlashAttentionParams p = valid_params();
+  p.softmax_scale = 0.1f;
+  p.softcap = 50.0f;
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  const double log2e = std::log2(std::exp(1.0));
+  EXPECT_EQ(args.softmax_scale, 0.1f);
+  EXPECT_EQ(args.softcap_scale, static_cast<float>(static_cast<double>(0.1f) / 50.0));
+  EXPECT_EQ(args.softmax_scale_log2, static_cast<float>(50.0 * log2e));
+  // softcap 0 is off: the plain log2 scale, no softcap factor.
+  p.softcap = 0.0f;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.softcap_scale, 0.0f);
+  EXPECT_EQ(args.softmax_scale_log2, static_cast<float>(static_cast<double>(0.1f) * log2e));
 }
 
 TEST(ValidationAccepts, FakePointersPassWithoutCuda) {
@@ -531,14 +927,14 @@ TEST(ValidationDevice, CheckDeviceAcceptsOnlySm90) {
 
 TEST(ValidationStatus, StringsAreDistinctAndNonEmpty) {
   std::set<std::string> texts;
-  for (int code = kSuccess; code <= kErrorInternal; ++code) {
+  for (int code = kSuccess; code <= kErrorInvalidVarlen; ++code) {
     const std::string text = status_string(code);
     EXPECT_FALSE(text.empty()) << "code " << code;
     EXPECT_NE(text, "unknown status") << "code " << code;
     EXPECT_TRUE(texts.insert(text).second) << "code " << code << " repeats \"" << text << "\"";
   }
   EXPECT_STREQ(status_string(-1), "unknown status");
-  EXPECT_STREQ(status_string(kErrorInternal + 1), "unknown status");
+  EXPECT_STREQ(status_string(kErrorInvalidVarlen + 1), "unknown status");
 }
 
 TEST(ValidationStatus, LastErrorMessageFollowsEachFailure) {
@@ -585,7 +981,8 @@ TEST(ValidationTable, SupportedHeadDimsRespectsCapacity) {
 
 TEST(ValidationTable, FindKernelFindsEveryRowAndNothingElse) {
   for (int i = 0; i < kNumKernels; ++i) {
-    EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim), &kKernelTable[i]);
+    EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim, kKernelTable[i].general),
+              &kKernelTable[i]);
   }
   EXPECT_EQ(detail::find_kernel(DataType::FP16, 264), nullptr);
   EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 128), nullptr);

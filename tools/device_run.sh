@@ -68,7 +68,7 @@ stage_build() {
     bash tools/setup_deps.sh >> "$log" 2>&1
   fi
   cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFLASH_CUTLASS_DIR="$root/.deps/cutlass" >> "$log" 2>&1 &&
-    cmake --build "$build_dir" -j "$build_jobs" >> "$log" 2>&1
+    cmake --build "$build_dir" -j "$build_jobs" -- -k 0 >> "$log" 2>&1   # -k 0: build what compiles
   local rc=$?
   # ptxas -v prints "0 bytes spill" for every kernel; --warn-on-spills / --warn-on-local-memory-usage
   # turn the real ones into warnings. An incremental build only reports what it recompiled.
@@ -136,14 +136,21 @@ stage_python() {
   export FLASH_EXEC="$build_dir/apps/flash_attention_exec"
   [ -x "$FLASH_EXEC" ] || echo "warning: $FLASH_EXEC is not built: run the build stage first" >> "$log"
 
-  # No index: pip takes the build requirements (pyproject.toml) from the wheels folder. A target
-  # folder rather than a virtualenv: a venv made from a venv's python (the machine's python3 is
-  # /opt/torch/.venv's) would not see that venv's CuPy and numpy, even with --system-site-packages.
-  echo "=== python: pip install --no-index --find-links $wheels --target $py_site ." >> "$log"
-  rm -rf "$py_site"
+  # No index and no build isolation: the build requirements (pyproject.toml) are installed from the
+  # wheels folder into their own target folder first, then `pip install .` runs the backend from
+  # there. (With isolation, scikit-build-core did not accept the machine's CMake and asked pip for
+  # the cmake wheel, which no offline folder has.) A target folder rather than a virtualenv: a venv
+  # made from a venv's python (the machine's python3 is /opt/torch/.venv's) would not see that
+  # venv's CuPy and numpy, even with --system-site-packages.
+  local py_deps="$root/build-python-deps"
+  echo "=== python: build requirements from $wheels into $py_deps; pip install --no-build-isolation --target $py_site ." >> "$log"
+  rm -rf "$py_site" "$py_deps"
   local start=$SECONDS
-  CMAKE_BUILD_PARALLEL_LEVEL="$build_jobs" SKBUILD_BUILD_DIR="$py_build_dir" \
-    "$py" -m pip install --no-index --find-links "$wheels" --no-cache-dir --no-compile \
+  "$py" -m pip install --no-index --no-deps --no-cache-dir --no-compile --disable-pip-version-check \
+      --target "$py_deps" "$wheels"/*.whl >> "$log" 2>&1 &&
+    PYTHONPATH="$py_deps${PYTHONPATH:+:$PYTHONPATH}" PATH="$py_deps/bin:$PATH" \
+    CMAKE_BUILD_PARALLEL_LEVEL="$build_jobs" SKBUILD_BUILD_DIR="$py_build_dir" \
+    "$py" -m pip install --no-index --no-deps --no-build-isolation --no-cache-dir --no-compile \
       --disable-pip-version-check --target "$py_site" . >> "$log" 2>&1
   local rc=$?
   local install_s=$((SECONDS - start))
@@ -204,34 +211,43 @@ stage_sanitize() {
     report sanitize FAIL "tools/generate_kernels.py --list gave no kernels"
     return
   fi
-  # Per instance: odd lengths cross tile tails, seqlen_q != seqlen_k exercises the bottom-right
-  # causal offset, GQA heads the KV-head indexing, --lse the LSE store.
-  # The second shape has more tiles than SMs (each persistent CTA runs several) and, causal with
-  # seqlen_q > seqlen_k, tiles whose rows see no key.
-  local shapes=("--batch 1 --heads 2 --heads-k 1 --seqlen-q 113 --seqlen-k 239"
-                "--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700")
+  # Dense instances: odd lengths cross tile tails, seqlen_q != seqlen_k exercises the bottom-right
+  # causal offset, GQA heads the KV-head indexing, --lse the LSE store; the shape has more tiles
+  # than SMs (each persistent CTA runs several) and, causal with seqlen_q > seqlen_k, tiles whose
+  # rows see no key.
+  # General instances: packed variable lengths (an empty query entry, an empty key entry, 1-token
+  # and multi-tile entries) with softcap, seqused_k and causal, then with a two-sided window.
+  local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700"
+  local packed="--heads 4 --heads-k 2 --varlen-q-lens 1,300,0,129,700 --varlen-k-lens 5,700,17,0,333"
+  local general_runs=("$packed --causal --softcap 30 --seqused-k 5,650,17,0,200"
+                      "$packed --no-causal --window-left 64 --window-right 17")
+  # memcheck covers every instance; racecheck and synccheck (slow) the bf16 head dims 64/128/256.
+  local deep_dims=" 64 128 256 "
   local common=(--lse --iters 1 --warmup 0 --no-check)
-  local runs=0 bad=0 dtype head_dim mask tool shape
-  # sanitize_one TOOL DTYPE HEAD_DIM SHAPE MASK: one CLI run under compute-sanitizer, logged.
+  local runs=0 bad=0 dtype head_dim variant tool flags
+  # sanitize_one TOOL DTYPE HEAD_DIM FLAGS: one CLI run under compute-sanitizer, logged.
   sanitize_one() {
     runs=$((runs + 1))
-    echo "=== compute-sanitizer --tool $1: $2 head_dim $3 $4 $5" >> "$log"
-    # shellcheck disable=SC2086  # the shape is a list of flags
-    "$sanitizer" --tool "$1" --error-exitcode 99 "$exe" $4 "${common[@]}" --dtype "$2" --head-dim "$3" "$5" >> "$log" 2>&1
+    echo "=== compute-sanitizer --tool $1: $2 head_dim $3 $4" >> "$log"
+    # shellcheck disable=SC2086  # FLAGS is a list of flags
+    "$sanitizer" --tool "$1" --error-exitcode 99 "$exe" $4 "${common[@]}" --dtype "$2" --head-dim "$3" >> "$log" 2>&1
     local rc=$? verdict=PASS
     if [ "$rc" -ne 0 ]; then verdict=FAIL; bad=$((bad + 1)); fi
-    echo "sanitize $1 $2 d$3 [$4] $5: $verdict (exit $rc)" | tee -a "$log"
+    echo "sanitize $1 $2 d$3 [$4]: $verdict (exit $rc)" | tee -a "$log"
   }
-  while read -r dtype head_dim; do
-    for shape in "${shapes[@]}"; do
-      for mask in --no-causal --causal; do
-        for tool in $tools_to_run; do sanitize_one "$tool" "$dtype" "$head_dim" "$shape" "$mask"; done
+  while read -r dtype head_dim variant; do
+    local runs_of_instance=("$dense_shape --no-causal" "$dense_shape --causal")
+    [ "$variant" = general ] && runs_of_instance=("${general_runs[@]}")
+    for flags in "${runs_of_instance[@]}"; do
+      for tool in $tools_to_run; do
+        if [ "$tool" != memcheck ] && { [ "$dtype" != bf16 ] || [[ "$deep_dims" != *" $head_dim "* ]]; }; then continue; fi
+        sanitize_one "$tool" "$dtype" "$head_dim" "$flags"
       done
     done
   done <<< "$kernels"
   # Head dims without a kernel of their own run padded on the next wider one.
-  for head_dim in 80 200; do
-    for tool in $tools_to_run; do sanitize_one "$tool" bf16 "$head_dim" "${shapes[1]}" --causal; done
+  for head_dim in 72 200; do
+    for tool in $tools_to_run; do sanitize_one "$tool" bf16 "$head_dim" "$dense_shape --causal"; done
   done
   if [ "$bad" -eq 0 ]; then report sanitize PASS "$runs runs"; else report sanitize FAIL "$bad of $runs runs failed; see sanitizer.log"; fi
 }

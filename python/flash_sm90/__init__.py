@@ -2,8 +2,9 @@
 
 ``forward(q, k, v, out, ...)`` runs exact scaled-dot-product attention on any DLPack-capable CUDA
 arrays (CuPy, PyTorch, JAX, ...) without copying them, asynchronously on the stream you pass.
+Variable-length (packed) batches, sliding-window attention and softcapping are keyword options.
 """
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from . import _flash_sm90 as _ext
 from ._flash_sm90 import (  # noqa: F401  (re-exported)
@@ -13,7 +14,10 @@ from ._flash_sm90 import (  # noqa: F401  (re-exported)
     ERROR_INTERNAL,
     ERROR_INVALID_SCALE,
     ERROR_INVALID_SIZE,
+    ERROR_INVALID_SOFTCAP,
     ERROR_INVALID_STRUCT,
+    ERROR_INVALID_VARLEN,
+    ERROR_INVALID_WINDOW,
     ERROR_MISALIGNED_POINTER,
     ERROR_MISALIGNED_STRIDE,
     ERROR_NO_DEVICE,
@@ -44,8 +48,15 @@ def forward(
     lse: Optional[Any] = None,
     stream: Optional[int] = None,
     dtype: Optional[str] = None,
+    cu_seqlens_q: Optional[Any] = None,
+    cu_seqlens_k: Optional[Any] = None,
+    max_seqlen_q: Optional[int] = None,
+    max_seqlen_k: Optional[int] = None,
+    seqused_k: Optional[Any] = None,
+    window_size: Tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
 ) -> None:
-    """Attention forward: ``out = softmax(softmax_scale * q k^T [+ causal mask]) v``.
+    """Attention forward: ``out = softmax(softmax_scale * q k^T [+ mask]) v``.
 
     Arrays are taken through DLPack without copies and must live on a CUDA device:
 
@@ -53,9 +64,11 @@ def forward(
       head_dim]`` (``heads_k`` divides ``heads``: GQA/MQA); ``out``: like ``q``, written.
       float16 or bfloat16, all four the same; any strides (in elements, multiples of 16 bytes, e.g.
       slices of a packed QKV array) as long as ``head_dim`` is contiguous.
-    - ``lse`` (optional): float32 ``[batch, heads, seqlen_q]``, C-contiguous; receives the natural
-      log-sum-exp of each row of scaled scores (``-inf`` for a row that sees no key).
-    - ``causal``: bottom-right aligned mask when ``seqlen_q != seqlen_k``.
+    - ``lse`` (optional): float32 ``[batch, heads, seqlen_q]`` (``[heads, total_q]`` with
+      ``cu_seqlens_q``), C-contiguous; receives the natural log-sum-exp of each row of scaled
+      (and softcapped) scores (``-inf`` for a row that sees no key).
+    - ``causal``: bottom-right aligned mask when ``seqlen_q != seqlen_k``; the same as
+      ``window_size[1] == 0``.
     - ``softmax_scale``: 0 means ``1 / sqrt(head_dim)``.
     - ``stream``: a ``cudaStream_t`` as an int (CuPy: ``cupy.cuda.get_current_stream().ptr``,
       PyTorch: ``torch.cuda.current_stream().cuda_stream``) or None for the legacy default stream
@@ -63,14 +76,36 @@ def forward(
     - ``dtype``: None takes the type from the arrays. ``'bf16'`` or ``'fp16'`` also accepts 16-bit
       integer arrays (uint16/int16) holding that type's bits, for producers without bfloat16 such
       as CuPy (``x.view(cupy.uint16)``).
+    - ``cu_seqlens_q``, ``cu_seqlens_k`` (both or neither): variable-length batches. int32 device
+      arrays of ``batch + 1`` non-decreasing offsets; sequence ``b`` is rows ``[cu_seqlens_q[b],
+      cu_seqlens_q[b + 1])`` of the packed ``q``/``out`` ``[total_q, heads, head_dim]`` and rows
+      ``[cu_seqlens_k[b], cu_seqlens_k[b + 1])`` of ``k``/``v`` ``[total_k, heads_k, head_dim]``.
+      ``max_seqlen_q`` and ``max_seqlen_k`` (ints, required then) are the longest lengths. The
+      offsets are read by the kernel only (no synchronisation): bad contents give wrong rows but
+      no out-of-bounds access.
+    - ``seqused_k`` (optional): int32 device array ``[batch]``; sequence ``b`` attends to its first
+      ``seqused_k[b]`` keys only (with or without ``cu_seqlens``).
+    - ``window_size``: ``(left, right)`` local attention: query ``i`` sees key ``j`` when ``i +
+      seqlen_k - seqlen_q - left <= j <= i + seqlen_k - seqlen_q + right`` (per sequence); -1 is
+      unbounded. With ``causal``, ``right`` must be -1 or 0.
+    - ``softcap``: > 0 replaces each scaled score ``s`` by ``softcap * tanh(s / softcap)``; 0 is off.
 
     Raises ValueError/TypeError (naming the argument) for what only the binding can see: a non-CUDA
-    array, a wrong rank, a dtype mismatch, shapes that disagree, a non-unit last stride, a broadcast
-    (zero) stride. Raises :class:`FlashAttentionError` (``.status`` is the code) when the library
-    rejects the call (unsupported head dim, misaligned pointer or stride, aliasing, no SM90 device,
-    ...) or CUDA fails; a rejected call writes nothing.
+    array, a wrong rank (4-D, or 3-D packed with ``cu_seqlens``), a dtype mismatch, shapes that
+    disagree, a non-unit last stride, a broadcast (zero) stride, one ``cu_seqlens`` without the
+    other, a missing or unexpected ``max_seqlen``, a ``cu_seqlens``/``seqused_k`` array that is not
+    int32 of the right length, a ``window_size`` that is not two ints. Raises
+    :class:`FlashAttentionError` (``.status`` is the code) when the library rejects the call
+    (unsupported head dim, misaligned pointer or stride, aliasing, a window size below -1, a
+    negative or non-finite softcap, ``max_seqlen`` above the packed length, no SM90 device, ...) or
+    CUDA fails; a rejected call writes nothing.
     """
-    _ext.forward(q, k, v, out, causal=causal, softmax_scale=softmax_scale, lse=lse, stream=stream, dtype=dtype)
+    _ext.forward(
+        q, k, v, out,
+        causal=causal, softmax_scale=softmax_scale, lse=lse, stream=stream, dtype=dtype,
+        cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q,
+        max_seqlen_k=max_seqlen_k, seqused_k=seqused_k, window_size=window_size, softcap=softcap,
+    )
 
 
 def status_string(status: int) -> str:

@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 __version__: str
 
@@ -19,6 +19,9 @@ ERROR_CUDA_FAILURE: int
 ERROR_INVALID_STRUCT: int
 ERROR_UNSUPPORTED_VERSION: int
 ERROR_INTERNAL: int
+ERROR_INVALID_WINDOW: int
+ERROR_INVALID_SOFTCAP: int
+ERROR_INVALID_VARLEN: int
 STATUS_CODES: Dict[str, int]
 
 class FlashAttentionError(RuntimeError):
@@ -35,6 +38,13 @@ def forward(
     lse: Optional[Any] = ...,
     stream: Optional[int] = ...,
     dtype: Optional[str] = ...,
+    cu_seqlens_q: Optional[Any] = ...,
+    cu_seqlens_k: Optional[Any] = ...,
+    max_seqlen_q: Optional[int] = ...,
+    max_seqlen_k: Optional[int] = ...,
+    seqused_k: Optional[Any] = ...,
+    window_size: Tuple[int, int] = ...,
+    softcap: float = ...,
 ) -> None: ...
 def status_string(status: int) -> str: ...
 def supported_head_dims(dtype: str = ...) -> List[int]: ...

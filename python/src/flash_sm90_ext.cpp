@@ -3,9 +3,10 @@
 // forward() takes any DLPack-capable CUDA array (CuPy, PyTorch, JAX, ...) without copying: the
 // data pointer, shape and element strides go straight into flash::FlashAttentionParams, and the
 // kernel runs on the stream the caller names. What the library checks itself (sizes, head dims,
-// alignment, aliasing, device) comes back as FlashAttentionError with the library's message; what
-// only the binding can see (device type, rank, dtypes, shapes that must agree, unit last stride)
-// raises ValueError or TypeError naming the argument.
+// alignment, aliasing, window, softcap, varlen consistency, device) comes back as
+// FlashAttentionError with the library's message; what only the binding can see (device type,
+// rank, dtypes, shapes that must agree, unit last stride, the varlen arguments' presence and
+// shapes, the window tuple) raises ValueError or TypeError naming the argument.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -16,6 +17,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -83,18 +86,18 @@ std::string shape_string(const Array& a) {
   return s + ")";
 }
 
-// Device, rank, extents that fit in int, last stride 1, no broadcast (zero) strides.
+// Device, rank, extents that fit in int, last stride 1, no broadcast (zero) strides. `layout`
+// names the expected dimensions for the rank message, e.g. "[batch, seqlen, heads, head_dim]".
 template <typename Array>
-void check_tensor(const char* name, const Array& a, size_t ndim) {
+void check_tensor(const char* name, const Array& a, size_t ndim, const char* layout) {
   if (a.device_type() != kDlCuda && a.device_type() != kDlCudaManaged) {
     throw nb::value_error((std::string(name) + ": expected a CUDA device array (DLPack device cuda), got a " +
                            device_name(a.device_type()) + " array; move it to the GPU first (e.g. cupy.asarray)")
                               .c_str());
   }
   if (a.ndim() != ndim) {
-    throw nb::value_error((std::string(name) + ": expected " + std::to_string(ndim) + " dimensions " +
-                           (ndim == 4 ? "[batch, seqlen, heads, head_dim]" : "[batch, heads, seqlen_q]") + ", got " +
-                           std::to_string(a.ndim()) + " with shape " + shape_string(a))
+    throw nb::value_error((std::string(name) + ": expected " + std::to_string(ndim) + " dimensions " + layout +
+                           ", got " + std::to_string(a.ndim()) + " with shape " + shape_string(a))
                               .c_str());
   }
   for (size_t i = 0; i < ndim; ++i) {
@@ -182,13 +185,105 @@ cudaStream_t parse_stream(nb::handle stream) {
                            .c_str());
 }
 
+// C order, as the library reads lse (a dimension of extent 1 may have any stride).
+template <typename Array>
+void check_contiguous(const char* name, const Array& a) {
+  int64_t expected = 1;
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) > 1 && a.stride(i) != expected) {
+      throw nb::value_error((std::string(name) + ": must be contiguous (C order)").c_str());
+    }
+    expected *= static_cast<int64_t>(a.shape(i));
+  }
+}
+
+template <typename Array>
+void check_same_device(const char* name, const Array& a, int device_id) {
+  if (a.device_id() != device_id) {
+    throw nb::value_error((std::string(name) + ": on CUDA device " + std::to_string(a.device_id()) + ", q on device " +
+                           std::to_string(device_id))
+                              .c_str());
+  }
+}
+
+// An int32 device vector of `length` entries (cu_seqlens_q/k: batch + 1, seqused_k: batch).
+void check_int32_vector(const char* name, const InArray& a, size_t length, const std::string& length_text,
+                        int device_id) {
+  check_tensor(name, a, 1, length_text.c_str());
+  if (!is_dtype(a.dtype(), nb::dlpack::dtype_code::Int, 32)) {
+    throw nb::type_error((std::string(name) + ": expected int32, got " + dtype_name(a.dtype())).c_str());
+  }
+  if (a.shape(0) != length) {
+    throw nb::value_error((std::string(name) + ": expected shape " + length_text + " = (" + std::to_string(length) +
+                           ",), got " + shape_string(a))
+                              .c_str());
+  }
+  check_same_device(name, a, device_id);
+}
+
+// A Python int (not a bool, not a float) that fits int32; `name` for the messages.
+int int32_argument(const std::string& name, nb::handle value) {
+  if (!PyLong_Check(value.ptr()) || PyBool_Check(value.ptr())) {
+    throw nb::type_error((name + ": expected an int, got " + std::string(nb::type_name(value.type()).c_str())).c_str());
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  if (overflow != 0 || v < INT_MIN || v > INT_MAX) {
+    throw nb::value_error((name + " = " + nb::str(value).c_str() + " does not fit in int32").c_str());
+  }
+  return static_cast<int>(v);
+}
+
+// window_size: a (left, right) pair of ints, -1 meaning unbounded; the library checks the values.
+std::pair<int, int> parse_window(nb::handle window) {
+  const std::string usage = "window_size: expected a (left, right) tuple of two ints (-1: no limit on that side)";
+  if (!PyTuple_Check(window.ptr()) && !PyList_Check(window.ptr())) {
+    throw nb::type_error((usage + ", got " + std::string(nb::type_name(window.type()).c_str())).c_str());
+  }
+  const Py_ssize_t count = PySequence_Size(window.ptr());
+  if (count != 2) {
+    throw nb::value_error((usage + ", got " + std::to_string(count) + " items").c_str());
+  }
+  const nb::object left = nb::steal(PySequence_GetItem(window.ptr(), 0));
+  const nb::object right = nb::steal(PySequence_GetItem(window.ptr(), 1));
+  if (!left.is_valid() || !right.is_valid()) throw nb::python_error();
+  return {int32_argument("window_size[0] (left)", left), int32_argument("window_size[1] (right)", right)};
+}
+
 void forward(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
              double softmax_scale, std::optional<OutArray> lse, nb::handle stream_obj,
-             std::optional<std::string> dtype) {
-  check_tensor("q", q, 4);
-  check_tensor("k", k, 4);
-  check_tensor("v", v, 4);
-  check_tensor("out", out, 4);
+             std::optional<std::string> dtype, std::optional<InArray> cu_seqlens_q,
+             std::optional<InArray> cu_seqlens_k, nb::handle max_seqlen_q, nb::handle max_seqlen_k,
+             std::optional<InArray> seqused_k, nb::handle window_size, double softcap) {
+  // Variable-length batches: packed [total, heads, head_dim] tensors described by cu_seqlens_q/k
+  // (both) and max_seqlen_q/k (both required then, not allowed otherwise).
+  const bool varlen = cu_seqlens_q.has_value() || cu_seqlens_k.has_value();
+  if (varlen && !cu_seqlens_k) {
+    throw nb::value_error("cu_seqlens_k: required with cu_seqlens_q (variable-length batches need both)");
+  }
+  if (varlen && !cu_seqlens_q) {
+    throw nb::value_error("cu_seqlens_q: required with cu_seqlens_k (variable-length batches need both)");
+  }
+  const std::pair<const char*, nb::handle> maxima[] = {{"max_seqlen_q", max_seqlen_q}, {"max_seqlen_k", max_seqlen_k}};
+  for (const auto& [name, value] : maxima) {
+    if (varlen && value.is_none()) {
+      throw nb::value_error((std::string(name) +
+                             ": required with cu_seqlens_q/cu_seqlens_k (the longest sequence's length, an int)")
+                                .c_str());
+    }
+    if (!varlen && !value.is_none()) {
+      throw nb::value_error((std::string(name) +
+                             ": only with cu_seqlens_q/cu_seqlens_k; fixed-length batches take it from the shapes")
+                                .c_str());
+    }
+  }
+  const size_t ndim = varlen ? 3 : 4;
+  const char* q_layout = varlen ? "[total_q, heads, head_dim] (packed, with cu_seqlens_q)" : "[batch, seqlen, heads, head_dim]";
+  const char* k_layout = varlen ? "[total_k, heads_k, head_dim] (packed, with cu_seqlens_k)" : "[batch, seqlen, heads, head_dim]";
+  check_tensor("q", q, ndim, q_layout);
+  check_tensor("k", k, ndim, k_layout);
+  check_tensor("v", v, ndim, k_layout);
+  check_tensor("out", out, ndim, q_layout);
   const flash::DataType dt = tensor_dtype("q", q, dtype);
   const std::pair<const char*, flash::DataType> others[] = {
       {"k", tensor_dtype("k", k, dtype)}, {"v", tensor_dtype("v", v, dtype)}, {"out", tensor_dtype("out", out, dtype)}};
@@ -198,9 +293,11 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
                                .c_str());
     }
   }
-  // Shapes the library cannot check (it receives one set of sizes).
-  const auto same = [](const auto& a, const auto& b) {
-    for (size_t i = 0; i < 4; ++i) if (a.shape(i) != b.shape(i)) return false;
+  // Shapes the library cannot check (it receives one set of sizes). Dimension indices: the head
+  // and head_dim dimensions are the last two; the batch dimension exists only without varlen.
+  const size_t head_dim_index = ndim - 1;
+  const auto same = [ndim](const auto& a, const auto& b) {
+    for (size_t i = 0; i < ndim; ++i) if (a.shape(i) != b.shape(i)) return false;
     return true;
   };
   if (!same(k, v)) {
@@ -209,68 +306,95 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
   if (!same(out, q)) {
     throw nb::value_error(("out: shape " + shape_string(out) + " differs from q's " + shape_string(q)).c_str());
   }
-  if (k.shape(0) != q.shape(0)) {
+  if (!varlen && k.shape(0) != q.shape(0)) {
     throw nb::value_error(("k: batch " + std::to_string(k.shape(0)) + " differs from q's " + std::to_string(q.shape(0)))
                               .c_str());
   }
-  if (k.shape(3) != q.shape(3)) {
-    throw nb::value_error(
-        ("k: head_dim " + std::to_string(k.shape(3)) + " differs from q's " + std::to_string(q.shape(3))).c_str());
+  if (k.shape(head_dim_index) != q.shape(head_dim_index)) {
+    throw nb::value_error(("k: head_dim " + std::to_string(k.shape(head_dim_index)) + " differs from q's " +
+                           std::to_string(q.shape(head_dim_index)))
+                              .c_str());
   }
   const int device_id = q.device_id();
-  const std::pair<const char*, int> devices[] = {
-      {"k", k.device_id()}, {"v", v.device_id()}, {"out", out.device_id()}};
-  for (const auto& [name, id] : devices) {
-    if (id != device_id) {
-      throw nb::value_error((std::string(name) + ": on CUDA device " + std::to_string(id) + ", q on device " +
-                             std::to_string(device_id))
-                                .c_str());
-    }
-  }
+  check_same_device("k", k, device_id);
+  check_same_device("v", v, device_id);
+  check_same_device("out", out, device_id);
 
   flash::FlashAttentionParams p;
   p.q = q.data();
   p.k = k.data();
   p.v = v.data();
   p.out = out.data();
-  p.batch_size = static_cast<int>(q.shape(0));
-  p.seqlen_q = static_cast<int>(q.shape(1));
-  p.num_heads = static_cast<int>(q.shape(2));
-  p.head_dim = static_cast<int>(q.shape(3));
-  p.seqlen_k = static_cast<int>(k.shape(1));
-  p.num_heads_k = static_cast<int>(k.shape(2));
   p.dtype = dt;
   p.is_causal = causal;
   p.softmax_scale = static_cast<float>(softmax_scale);
-  p.q_batch_stride = lib_stride(q, 0), p.q_row_stride = lib_stride(q, 1), p.q_head_stride = lib_stride(q, 2);
-  p.k_batch_stride = lib_stride(k, 0), p.k_row_stride = lib_stride(k, 1), p.k_head_stride = lib_stride(k, 2);
-  p.v_batch_stride = lib_stride(v, 0), p.v_row_stride = lib_stride(v, 1), p.v_head_stride = lib_stride(v, 2);
-  p.out_batch_stride = lib_stride(out, 0), p.out_row_stride = lib_stride(out, 1),
-  p.out_head_stride = lib_stride(out, 2);
+  p.softcap = static_cast<float>(softcap);
+  std::tie(p.window_size_left, p.window_size_right) = parse_window(window_size);
+  if (varlen) {
+    const InArray& cq = *cu_seqlens_q;
+    check_tensor("cu_seqlens_q", cq, 1, "[batch + 1]");
+    if (cq.shape(0) < 2) {
+      throw nb::value_error(("cu_seqlens_q: expected batch + 1 >= 2 offsets, got shape " + shape_string(cq)).c_str());
+    }
+    const size_t batch = cq.shape(0) - 1;
+    check_int32_vector("cu_seqlens_q", cq, batch + 1, "[batch + 1]", device_id);
+    check_int32_vector("cu_seqlens_k", *cu_seqlens_k, batch + 1, "[batch + 1] (as cu_seqlens_q)", device_id);
+    p.cu_seqlens_q = static_cast<const int32_t*>(cq.data());
+    p.cu_seqlens_k = static_cast<const int32_t*>(cu_seqlens_k->data());
+    p.batch_size = static_cast<int>(batch);
+    p.seqlen_q = int32_argument("max_seqlen_q", max_seqlen_q);
+    p.seqlen_k = int32_argument("max_seqlen_k", max_seqlen_k);
+    p.total_q = static_cast<int>(q.shape(0));
+    p.total_k = static_cast<int>(k.shape(0));
+    p.num_heads = static_cast<int>(q.shape(1));
+    p.num_heads_k = static_cast<int>(k.shape(1));
+    p.head_dim = static_cast<int>(q.shape(2));
+    // Packed tensors have no batch dimension: batch strides stay 0.
+    p.q_row_stride = lib_stride(q, 0), p.q_head_stride = lib_stride(q, 1);
+    p.k_row_stride = lib_stride(k, 0), p.k_head_stride = lib_stride(k, 1);
+    p.v_row_stride = lib_stride(v, 0), p.v_head_stride = lib_stride(v, 1);
+    p.out_row_stride = lib_stride(out, 0), p.out_head_stride = lib_stride(out, 1);
+  } else {
+    p.batch_size = static_cast<int>(q.shape(0));
+    p.seqlen_q = static_cast<int>(q.shape(1));
+    p.num_heads = static_cast<int>(q.shape(2));
+    p.head_dim = static_cast<int>(q.shape(3));
+    p.seqlen_k = static_cast<int>(k.shape(1));
+    p.num_heads_k = static_cast<int>(k.shape(2));
+    p.q_batch_stride = lib_stride(q, 0), p.q_row_stride = lib_stride(q, 1), p.q_head_stride = lib_stride(q, 2);
+    p.k_batch_stride = lib_stride(k, 0), p.k_row_stride = lib_stride(k, 1), p.k_head_stride = lib_stride(k, 2);
+    p.v_batch_stride = lib_stride(v, 0), p.v_row_stride = lib_stride(v, 1), p.v_head_stride = lib_stride(v, 2);
+    p.out_batch_stride = lib_stride(out, 0), p.out_row_stride = lib_stride(out, 1),
+    p.out_head_stride = lib_stride(out, 2);
+  }
+  if (seqused_k) {
+    check_int32_vector("seqused_k", *seqused_k, static_cast<size_t>(p.batch_size), "[batch]", device_id);
+    p.seqused_k = static_cast<const int32_t*>(seqused_k->data());
+  }
 
   if (lse) {
     const OutArray& l = *lse;
-    check_tensor("lse", l, 3);
+    // [batch, heads, seqlen_q], or [heads, total_q] with cu_seqlens.
+    const std::vector<size_t> expected =
+        varlen ? std::vector<size_t>{q.shape(1), q.shape(0)} : std::vector<size_t>{q.shape(0), q.shape(2), q.shape(1)};
+    const char* layout = varlen ? "[heads, total_q]" : "[batch, heads, seqlen_q]";
+    check_tensor("lse", l, expected.size(), layout);
     if (!is_dtype(l.dtype(), nb::dlpack::dtype_code::Float, 32)) {
       throw nb::type_error(("lse: expected float32, got " + dtype_name(l.dtype())).c_str());
     }
-    if (l.shape(0) != q.shape(0) || l.shape(1) != q.shape(2) || l.shape(2) != q.shape(1)) {
-      throw nb::value_error(("lse: expected shape [batch, heads, seqlen_q] = (" + std::to_string(q.shape(0)) + ", " +
-                             std::to_string(q.shape(2)) + ", " + std::to_string(q.shape(1)) + "), got " +
+    bool shape_ok = true;
+    std::string expected_text = "(";
+    for (size_t i = 0; i < expected.size(); ++i) {
+      shape_ok = shape_ok && l.shape(i) == expected[i];
+      expected_text += (i ? ", " : "") + std::to_string(expected[i]);
+    }
+    if (!shape_ok) {
+      throw nb::value_error(("lse: expected shape " + std::string(layout) + " = " + expected_text + "), got " +
                              shape_string(l))
                                 .c_str());
     }
-    const int64_t contiguous[3] = {static_cast<int64_t>(l.shape(1) * l.shape(2)), static_cast<int64_t>(l.shape(2)), 1};
-    for (size_t i = 0; i < 3; ++i) {
-      if (l.shape(i) > 1 && l.stride(i) != contiguous[i]) {
-        throw nb::value_error("lse: must be contiguous (C order)");
-      }
-    }
-    if (l.device_id() != device_id) {
-      throw nb::value_error(("lse: on CUDA device " + std::to_string(l.device_id()) + ", q on device " +
-                             std::to_string(device_id))
-                                .c_str());
-    }
+    check_contiguous("lse", l);
+    check_same_device("lse", l, device_id);
     p.softmax_lse = static_cast<float*>(l.data());
   }
   const cudaStream_t stream = parse_stream(stream_obj);
@@ -330,7 +454,10 @@ NB_MODULE(_flash_sm90, m) {
 
   m.def("forward", &forward, nb::arg("q"), nb::arg("k"), nb::arg("v"), nb::arg("out"), nb::kw_only(),
         nb::arg("causal") = false, nb::arg("softmax_scale") = 0.0, nb::arg("lse") = nb::none(),
-        nb::arg("stream") = nb::none(), nb::arg("dtype") = nb::none(),
+        nb::arg("stream") = nb::none(), nb::arg("dtype") = nb::none(), nb::arg("cu_seqlens_q") = nb::none(),
+        nb::arg("cu_seqlens_k") = nb::none(), nb::arg("max_seqlen_q") = nb::none(),
+        nb::arg("max_seqlen_k") = nb::none(), nb::arg("seqused_k") = nb::none(),
+        nb::arg("window_size") = nb::make_tuple(-1, -1), nb::arg("softcap") = 0.0,
         "Attention forward into `out` (asynchronous, on `stream`). See flash_sm90.forward.");
   m.def("status_string", [](int status) { return std::string(flash::status_string(status)); }, nb::arg("status"),
         "The fixed text of a status code.");
@@ -354,4 +481,7 @@ NB_MODULE(_flash_sm90, m) {
   m.attr("ERROR_INVALID_STRUCT") = static_cast<int>(flash::kErrorInvalidStruct);
   m.attr("ERROR_UNSUPPORTED_VERSION") = static_cast<int>(flash::kErrorUnsupportedVersion);
   m.attr("ERROR_INTERNAL") = static_cast<int>(flash::kErrorInternal);
+  m.attr("ERROR_INVALID_WINDOW") = static_cast<int>(flash::kErrorInvalidWindow);
+  m.attr("ERROR_INVALID_SOFTCAP") = static_cast<int>(flash::kErrorInvalidSoftcap);
+  m.attr("ERROR_INVALID_VARLEN") = static_cast<int>(flash::kErrorInvalidVarlen);
 }

@@ -13,10 +13,13 @@ def test_import_and_version():
 def test_status_codes():
     codes = flash_sm90.STATUS_CODES
     assert codes["SUCCESS"] == 0 == flash_sm90.SUCCESS
-    # The values of flash::Status (include/flash_api.h), 0..16, each with its own text.
-    assert sorted(codes.values()) == list(range(17))
+    # The values of flash::Status (include/flash_api.h), 0..19, each with its own text.
+    assert sorted(codes.values()) == list(range(20))
     assert flash_sm90.ERROR_UNSUPPORTED_HEAD_DIM == 5
     assert flash_sm90.ERROR_UNSUPPORTED_DEVICE == 12
+    assert flash_sm90.ERROR_INVALID_WINDOW == 17
+    assert flash_sm90.ERROR_INVALID_SOFTCAP == 18
+    assert flash_sm90.ERROR_INVALID_VARLEN == 19
     texts = [flash_sm90.status_string(c) for c in codes.values()]
     assert all(isinstance(t, str) and t for t in texts)
     assert len(set(texts)) == len(texts)
@@ -24,8 +27,12 @@ def test_status_codes():
 
 
 def test_supported_head_dims():
-    assert flash_sm90.supported_head_dims("fp16") == [64, 128, 256]
-    assert flash_sm90.supported_head_dims("bf16") == [64, 128, 256]
+    # The kernel list is tools/generate_kernels.py's: ascending multiples of 8 up to 256, at least
+    # 64, 128 and 256, the same for fp16 and bf16.
+    dims = flash_sm90.supported_head_dims("fp16")
+    assert dims == sorted(set(dims)) and {64, 128, 256} <= set(dims)
+    assert all(d % 8 == 0 and 0 < d <= 256 for d in dims)
+    assert flash_sm90.supported_head_dims("bf16") == dims
     assert flash_sm90.supported_head_dims("bfloat16") == flash_sm90.supported_head_dims("bf16")
     assert flash_sm90.supported_head_dims("fp8_e4m3") == []
     with pytest.raises(ValueError, match="unknown dtype name"):
@@ -91,11 +98,12 @@ class _DLManagedTensor(ctypes.Structure):
     _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
 
 
-_DTYPES = {"float16": (2, 16), "bfloat16": (4, 16), "float32": (2, 32), "uint16": (1, 16)}
+_DTYPES = {"float16": (2, 16), "bfloat16": (4, 16), "float32": (2, 32), "uint16": (1, 16), "int32": (0, 32),
+           "int64": (0, 64)}
 _capsule_new = ctypes.pythonapi.PyCapsule_New
 _capsule_new.restype = ctypes.py_object
 _capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "uint16": 2}
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "uint16": 2, "int32": 4, "int64": 8}
 
 
 class FakeCudaArray:
@@ -255,3 +263,201 @@ def test_binding_checks_name_the_argument():
         flash_sm90.forward(q, k, v, out, stream=-1)
     with pytest.raises(TypeError, match=r"^k: dtype='fp16' needs float16"):
         flash_sm90.forward(q, FakeCudaArray(k.shape, "bfloat16"), v, out, dtype="fp16")
+
+
+# --- variable-length batches, window, softcap ----------------------------------------------------
+def varlen_args(batch=2, total_q=300, total_k=500, h=8, hk=4, d=128, dtype="float16"):
+    """Packed q/out [total_q, h, d], k/v [total_k, hk, d], cu_seqlens [batch + 1] int32 (fake CUDA)."""
+    q, out = FakeCudaArray((total_q, h, d), dtype), FakeCudaArray((total_q, h, d), dtype)
+    k, v = FakeCudaArray((total_k, hk, d), dtype), FakeCudaArray((total_k, hk, d), dtype)
+    cu_q, cu_k = FakeCudaArray((batch + 1,), "int32"), FakeCudaArray((batch + 1,), "int32")
+    return (q, k, v, out), dict(cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=200, max_seqlen_k=400)
+
+
+def test_new_options_are_keyword_only():
+    (q, k, v, out), kw = varlen_args()
+    with pytest.raises(TypeError):
+        flash_sm90.forward(q, k, v, out, False, 0.0, None, None, None, kw["cu_seqlens_q"])
+
+
+def test_varlen_needs_both_cu_seqlens():
+    (q, k, v, out), kw = varlen_args()
+    with pytest.raises(ValueError, match=r"^cu_seqlens_k: required with cu_seqlens_q \(variable-length batches need both\)"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_k": None})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_q: required with cu_seqlens_k"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_q": None})
+
+
+def test_varlen_needs_max_seqlen_ints():
+    (q, k, v, out), kw = varlen_args()
+    with pytest.raises(ValueError, match=r"^max_seqlen_q: required with cu_seqlens_q/cu_seqlens_k"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "max_seqlen_q": None})
+    with pytest.raises(ValueError, match=r"^max_seqlen_k: required with cu_seqlens_q/cu_seqlens_k"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "max_seqlen_k": None})
+    with pytest.raises(TypeError, match=r"^max_seqlen_q: expected an int, got float"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "max_seqlen_q": 200.0})
+    with pytest.raises(TypeError, match=r"^max_seqlen_k: expected an int, got bool"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "max_seqlen_k": True})
+    with pytest.raises(ValueError, match=r"^max_seqlen_q = 1099511627776 does not fit in int32"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "max_seqlen_q": 1 << 40})
+
+
+def test_max_seqlen_only_with_cu_seqlens():
+    q, k, v, out = qkvo()
+    with pytest.raises(ValueError, match=r"^max_seqlen_q: only with cu_seqlens_q/cu_seqlens_k"):
+        flash_sm90.forward(q, k, v, out, max_seqlen_q=128)
+    with pytest.raises(ValueError, match=r"^max_seqlen_k: only with cu_seqlens_q/cu_seqlens_k"):
+        flash_sm90.forward(q, k, v, out, max_seqlen_k=128)
+
+
+def test_varlen_tensors_are_3d_packed():
+    (q, k, v, out), kw = varlen_args()
+    q4, k4, v4, out4 = qkvo()
+    with pytest.raises(ValueError, match=r"^q: expected 3 dimensions \[total_q, heads, head_dim\] \(packed, with cu_seqlens_q\), got 4"):
+        flash_sm90.forward(q4, k, v, out, **kw)
+    with pytest.raises(ValueError, match=r"^k: expected 3 dimensions \[total_k, heads_k, head_dim\]"):
+        flash_sm90.forward(q, k4, v, out, **kw)
+    with pytest.raises(ValueError, match=r"^v: expected 3 dimensions"):
+        flash_sm90.forward(q, k, v4, out, **kw)
+    with pytest.raises(ValueError, match=r"^out: expected 3 dimensions"):
+        flash_sm90.forward(q, k, v, out4, **kw)
+    # ...and without cu_seqlens a 3-D array is the wrong rank.
+    with pytest.raises(ValueError, match=r"^q: expected 4 dimensions \[batch, seqlen, heads, head_dim\], got 3"):
+        flash_sm90.forward(q, k4, v4, out4)
+
+
+def test_varlen_shapes_must_agree():
+    (q, k, v, out), kw = varlen_args()
+    with pytest.raises(ValueError, match=r"^v: shape \(499, 4, 128\) differs from k's \(500, 4, 128\)"):
+        flash_sm90.forward(q, k, FakeCudaArray((499, 4, 128)), out, **kw)
+    with pytest.raises(ValueError, match=r"^out: shape \(300, 8, 64\) differs from q's"):
+        flash_sm90.forward(q, k, v, FakeCudaArray((300, 8, 64)), **kw)
+    with pytest.raises(ValueError, match=r"^k: head_dim 64 differs from q's 128"):
+        flash_sm90.forward(q, FakeCudaArray((500, 4, 64)), FakeCudaArray((500, 4, 64)), out, **kw)
+
+
+def test_cu_seqlens_arrays_are_checked():
+    (q, k, v, out), kw = varlen_args(batch=2)
+    with pytest.raises(TypeError, match=r"^cu_seqlens_q: expected int32, got float32"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_q": FakeCudaArray((3,), "float32")})
+    with pytest.raises(TypeError, match=r"^cu_seqlens_k: expected int32, got int64"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_k": FakeCudaArray((3,), "int64")})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_k: expected shape \[batch \+ 1\] \(as cu_seqlens_q\) = \(3,\), got \(4,\)"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_k": FakeCudaArray((4,), "int32")})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_q: expected 1 dimensions \[batch \+ 1\], got 2"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_q": FakeCudaArray((1, 3), "int32")})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_q: expected batch \+ 1 >= 2 offsets, got shape \(1,\)"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_q": FakeCudaArray((1,), "int32")})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_q: the last dimension must be contiguous"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_q": FakeCudaArray((3,), "int32", strides=(2,))})
+    with pytest.raises(ValueError, match=r"^cu_seqlens_k: expected a CUDA device array.*cpu"):
+        flash_sm90.forward(q, k, v, out, **{**kw, "cu_seqlens_k": FakeCudaArray((3,), "int32", device_type=1)})
+
+
+def test_seqused_k_is_checked():
+    (q, k, v, out), kw = varlen_args(batch=2)
+    with pytest.raises(ValueError, match=r"^seqused_k: expected shape \[batch\] = \(2,\), got \(3,\)"):
+        flash_sm90.forward(q, k, v, out, seqused_k=FakeCudaArray((3,), "int32"), **kw)
+    with pytest.raises(TypeError, match=r"^seqused_k: expected int32, got uint16"):
+        flash_sm90.forward(q, k, v, out, seqused_k=FakeCudaArray((2,), "uint16"), **kw)
+    q4, k4, v4, out4 = qkvo(b=3)   # without cu_seqlens the batch is q's first dimension
+    with pytest.raises(ValueError, match=r"^seqused_k: expected shape \[batch\] = \(3,\), got \(2,\)"):
+        flash_sm90.forward(q4, k4, v4, out4, seqused_k=FakeCudaArray((2,), "int32"))
+
+
+def test_varlen_lse_is_heads_by_total_q():
+    (q, k, v, out), kw = varlen_args(total_q=300, h=8)
+    with pytest.raises(ValueError, match=r"^lse: expected 2 dimensions \[heads, total_q\], got 3"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((2, 8, 200), "float32"), **kw)
+    with pytest.raises(ValueError, match=r"^lse: expected shape \[heads, total_q\] = \(8, 300\), got \(300, 8\)"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((300, 8), "float32"), **kw)
+    with pytest.raises(ValueError, match=r"^lse: must be contiguous"):
+        flash_sm90.forward(q, k, v, out, lse=FakeCudaArray((8, 300), "float32", strides=(512, 1)), **kw)
+
+
+def test_window_size_must_be_two_ints():
+    q, k, v, out = qkvo()
+    with pytest.raises(ValueError, match=r"^window_size: expected a \(left, right\) tuple of two ints .*got 3 items"):
+        flash_sm90.forward(q, k, v, out, window_size=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"^window_size: expected a \(left, right\) tuple .*got 1 items"):
+        flash_sm90.forward(q, k, v, out, window_size=[4])
+    with pytest.raises(TypeError, match=r"^window_size: expected a \(left, right\) tuple .*got int"):
+        flash_sm90.forward(q, k, v, out, window_size=5)
+    with pytest.raises(TypeError, match=r"^window_size\[0\] \(left\): expected an int, got float"):
+        flash_sm90.forward(q, k, v, out, window_size=(1.5, 0))
+    with pytest.raises(TypeError, match=r"^window_size\[1\] \(right\): expected an int, got bool"):
+        flash_sm90.forward(q, k, v, out, window_size=(8, True))
+    with pytest.raises(ValueError, match=r"^window_size\[1\] \(right\) = 4294967296 does not fit in int32"):
+        flash_sm90.forward(q, k, v, out, window_size=(8, 1 << 32))
+
+
+def _library_error(status, fragment, *args, **kwargs):
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(*args, **kwargs)
+    e = info.value
+    assert e.status == status, str(e)
+    assert str(e).startswith(flash_sm90.status_string(status) + ": ")
+    assert fragment in str(e), str(e)
+
+
+def test_library_checks_window_and_softcap():
+    q, k, v, out = qkvo()
+    _library_error(flash_sm90.ERROR_INVALID_WINDOW, "window_size_left = -2", q, k, v, out, window_size=(-2, 0))
+    _library_error(flash_sm90.ERROR_INVALID_WINDOW, "window_size_right = 4 conflicts with is_causal",
+                   q, k, v, out, causal=True, window_size=(16, 4))
+    _library_error(flash_sm90.ERROR_INVALID_SOFTCAP, "softcap = -1", q, k, v, out, softcap=-1.0)
+    _library_error(flash_sm90.ERROR_INVALID_SOFTCAP, "softcap = nan", q, k, v, out, softcap=float("nan"))
+    _library_error(flash_sm90.ERROR_INVALID_SOFTCAP, "softcap = inf", q, k, v, out, softcap=float("inf"))
+    with pytest.raises(TypeError):
+        flash_sm90.forward(q, k, v, out, softcap="30")
+
+
+def test_library_checks_varlen_consistency():
+    (q, k, v, out), kw = varlen_args(total_q=300, total_k=500)
+    _library_error(flash_sm90.ERROR_INVALID_VARLEN, "seqlen_q = 301 exceeds total_q = 300",
+                   q, k, v, out, **{**kw, "max_seqlen_q": 301})
+    _library_error(flash_sm90.ERROR_INVALID_SIZE, "seqlen_k = 0", q, k, v, out, **{**kw, "max_seqlen_k": 0})
+    misaligned = FakeCudaArray((3,), "int32", address=kw["cu_seqlens_k"].address + 2)
+    _library_error(flash_sm90.ERROR_MISALIGNED_POINTER, "cu_seqlens_k = 0x", q, k, v, out,
+                   **{**kw, "cu_seqlens_k": misaligned})
+    inside_out = FakeCudaArray((3,), "int32", address=out.address + 64)
+    _library_error(flash_sm90.ERROR_ALIASING, "overlap cu_seqlens_q bytes", q, k, v, out,
+                   **{**kw, "cu_seqlens_q": inside_out})
+    # out right after q's 300 packed rows does not overlap it; one row earlier it does.
+    row_bytes = 8 * 128 * 2
+    _library_error(flash_sm90.ERROR_ALIASING, "overlap q bytes", q, k, v,
+                   FakeCudaArray(out.shape, address=q.address + 299 * row_bytes), **kw)
+
+
+@no_gpu_only
+def test_valid_varlen_call_reaches_device_check():
+    (q, k, v, out), kw = varlen_args(total_q=300, total_k=500, h=8, hk=4, d=80, dtype="bfloat16")
+    lse = FakeCudaArray((8, 300), "float32")
+    seqused = FakeCudaArray((2,), "int32")
+    _library_error_any_device(q, k, v, out, lse=lse, seqused_k=seqused, window_size=(64, 0), softcap=30.0,
+                              causal=True, **kw)
+
+
+@no_gpu_only
+def test_packed_varlen_qkv_views_reach_device_check():
+    # One packed [total, 3, h, d] buffer: q, k, v are strided 3-D views (row stride 3*h*d).
+    total, h, d = 300, 4, 64
+    base = FakeCudaArray((total, 3, h, d))
+    strides = (3 * h * d, d, 1)
+    q, k, v = (base.view((total, h, d), strides, i * h * d) for i in range(3))
+    out = FakeCudaArray((total, h, d))
+    cu = FakeCudaArray((4,), "int32")
+    _library_error_any_device(q, k, v, out, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=150, max_seqlen_k=150)
+
+
+@no_gpu_only
+def test_window_and_softcap_without_varlen_reach_device_check():
+    q, k, v, out = qkvo()
+    _library_error_any_device(q, k, v, out, window_size=[32, 32], softcap=50.0,
+                              seqused_k=FakeCudaArray((1,), "int32"))
+
+
+def _library_error_any_device(*args, **kwargs):
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.forward(*args, **kwargs)
+    assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE), str(info.value)

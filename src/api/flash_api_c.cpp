@@ -31,6 +31,9 @@ static_assert(FLASH_C_ERROR_CUDA_FAILURE == flash::kErrorCudaFailure);
 static_assert(FLASH_C_ERROR_INVALID_STRUCT == flash::kErrorInvalidStruct);
 static_assert(FLASH_C_ERROR_UNSUPPORTED_VERSION == flash::kErrorUnsupportedVersion);
 static_assert(FLASH_C_ERROR_INTERNAL == flash::kErrorInternal);
+static_assert(FLASH_C_ERROR_INVALID_WINDOW == flash::kErrorInvalidWindow);
+static_assert(FLASH_C_ERROR_INVALID_SOFTCAP == flash::kErrorInvalidSoftcap);
+static_assert(FLASH_C_ERROR_INVALID_VARLEN == flash::kErrorInvalidVarlen);
 static_assert(FLASH_C_DTYPE_FP16 == static_cast<int>(flash::DataType::FP16));
 static_assert(FLASH_C_DTYPE_BF16 == static_cast<int>(flash::DataType::BF16));
 static_assert(FLASH_C_DTYPE_FP8_E4M3 == static_cast<int>(flash::DataType::FP8_E4M3));
@@ -40,6 +43,25 @@ static_assert(FLASH_C_DTYPE_FP8_E4M3 == static_cast<int>(flash::DataType::FP8_E4
 constexpr size_t kParamsV1Size = offsetof(flash_fwd_params_c, out_head_stride) + sizeof(int64_t);
 static_assert(kParamsV1Size <= sizeof(flash_fwd_params_c));
 static_assert(sizeof(void*) != 8 || kParamsV1Size == 184, "the version-1 layout must not change");
+// Version 2 appends the variable-length, window and softcap fields right after version 1's end,
+// with no implicit padding anywhere (every offset is the previous field's end).
+constexpr size_t kParamsV2Size = offsetof(flash_fwd_params_c, reserved1) + sizeof(int32_t);
+static_assert(kParamsV2Size == sizeof(flash_fwd_params_c), "no trailing padding after reserved1");
+static_assert(offsetof(flash_fwd_params_c, cu_seqlens_q) == kParamsV1Size);
+static_assert(offsetof(flash_fwd_params_c, cu_seqlens_k) == offsetof(flash_fwd_params_c, cu_seqlens_q) + sizeof(void*));
+static_assert(offsetof(flash_fwd_params_c, seqused_k) == offsetof(flash_fwd_params_c, cu_seqlens_k) + sizeof(void*));
+static_assert(offsetof(flash_fwd_params_c, total_q) == offsetof(flash_fwd_params_c, seqused_k) + sizeof(void*));
+static_assert(offsetof(flash_fwd_params_c, total_k) == offsetof(flash_fwd_params_c, total_q) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, window_size_left) == offsetof(flash_fwd_params_c, total_k) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, window_size_right) ==
+              offsetof(flash_fwd_params_c, window_size_left) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, softcap) == offsetof(flash_fwd_params_c, window_size_right) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, reserved1) == offsetof(flash_fwd_params_c, softcap) + sizeof(float));
+static_assert(sizeof(float) == 4);
+static_assert(sizeof(void*) != 8 || kParamsV2Size == 232, "the version-2 layout must not change");
+
+// The oldest layout version this library still accepts.
+constexpr uint32_t kOldestVersion = 1;
 
 // Runs `body` and turns any escaping exception into kErrorInternal.
 template <typename Body>
@@ -72,11 +94,18 @@ int32_t check_header(const flash_fwd_params_c* params) {
                                    " is smaller than the version-1 layout (" + std::to_string(kParamsV1Size) +
                                    " bytes); call flash_c_params_init before setting the fields");
   }
-  if (params->version != FLASH_C_PARAMS_VERSION) {
+  if (params->version < kOldestVersion || params->version > FLASH_C_PARAMS_VERSION) {
     return flash::detail::fail(flash::kErrorUnsupportedVersion,
                                "params->version = " + std::to_string(params->version) +
-                                   " is not supported; this library knows version " +
-                                   std::to_string(FLASH_C_PARAMS_VERSION));
+                                   " is not supported; this library knows versions " + std::to_string(kOldestVersion) +
+                                   " to " + std::to_string(FLASH_C_PARAMS_VERSION));
+  }
+  if (params->version >= 2 && params->struct_size < kParamsV2Size) {
+    return flash::detail::fail(flash::kErrorInvalidStruct,
+                               "params->struct_size = " + std::to_string(params->struct_size) +
+                                   " is smaller than the version-2 layout (" + std::to_string(kParamsV2Size) +
+                                   " bytes) that params->version = " + std::to_string(params->version) +
+                                   " promises; call flash_c_params_init before setting the fields");
   }
   return flash::kSuccess;
 }
@@ -110,6 +139,18 @@ flash::FlashAttentionParams to_cpp(const flash_fwd_params_c& c) {
   p.out_batch_stride = c.out_batch_stride;
   p.out_row_stride = c.out_row_stride;
   p.out_head_stride = c.out_head_stride;
+  // A version-1 struct ends above: its caller's memory holds nothing more, so the fields below
+  // keep FlashAttentionParams' defaults (no variable lengths, no window, no softcap).
+  if (c.version >= 2) {
+    p.cu_seqlens_q = c.cu_seqlens_q;
+    p.cu_seqlens_k = c.cu_seqlens_k;
+    p.seqused_k = c.seqused_k;
+    p.total_q = c.total_q;
+    p.total_k = c.total_k;
+    p.window_size_left = c.window_size_left;
+    p.window_size_right = c.window_size_right;
+    p.softcap = c.softcap;
+  }
   return p;
 }
 
@@ -155,6 +196,15 @@ int32_t flash_c_params_init(flash_fwd_params_c* params) {
     params->out_batch_stride = defaults.out_batch_stride;
     params->out_row_stride = defaults.out_row_stride;
     params->out_head_stride = defaults.out_head_stride;
+    params->cu_seqlens_q = defaults.cu_seqlens_q;
+    params->cu_seqlens_k = defaults.cu_seqlens_k;
+    params->seqused_k = defaults.seqused_k;
+    params->total_q = defaults.total_q;
+    params->total_k = defaults.total_k;
+    params->window_size_left = defaults.window_size_left;
+    params->window_size_right = defaults.window_size_right;
+    params->softcap = defaults.softcap;
+    params->reserved1 = 0;
     return flash::kSuccess;
   });
 }

@@ -29,11 +29,32 @@ struct FwdArgs {
   int head_dim = 0;
   bool is_causal = false;
   float softmax_scale = 0.0f;       // > 0
-  float softmax_scale_log2 = 0.0f;  // softmax_scale * log2(e): the kernels use exp2
+  // What the kernel multiplies raw scores by before exp2: softmax_scale * log2(e), or with a
+  // softcap softcap * log2(e) (the kernel first maps each raw score s to tanh(s * softcap_scale)).
+  float softmax_scale_log2 = 0.0f;
+  float softcap_scale = 0.0f;       // softmax_scale / softcap; 0: no softcap
+  // Visible keys of query i: [i + seqlen_k - seqlen_q - window_left, i + seqlen_k - seqlen_q +
+  // window_right]; -1 = unbounded. is_causal has already been folded into window_right = 0.
+  int window_left = -1;
+  int window_right = -1;
+  // Variable length: non-null cu_seqlens_q/k (device, batch + 1) pack the batch along the token
+  // dimension; seqlen_q/k are then maxima and total_q/k the packed row counts (batch strides 0).
+  const int32_t* cu_seqlens_q = nullptr;
+  const int32_t* cu_seqlens_k = nullptr;
+  const int32_t* seqused_k = nullptr;   // device [batch] or null
+  int total_q = 0;
+  int total_k = 0;
   TensorStrides q_strides, k_strides, v_strides, out_strides;
   int device = 0;
   int num_sms = 0;   // multiprocessors of `device`: the persistent grid's size
 };
+
+// Whether the arguments need a kernel's general variant (packed batches, seqused_k, a left window
+// or softcap); the dense variant covers the rest.
+inline bool needs_general_kernel(const FwdArgs& args) {
+  return args.cu_seqlens_q != nullptr || args.seqused_k != nullptr || args.window_left >= 0 ||
+         args.softcap_scale != 0.0f;
+}
 
 using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
 
@@ -41,6 +62,7 @@ using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
 struct KernelEntry {
   DataType dtype;
   int head_dim;
+  bool general;   // the general variant (needs_general_kernel), else the dense one
   FwdLauncher launch;
   const char* name;
 };

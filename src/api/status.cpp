@@ -43,6 +43,9 @@ const char* status_string(int status) {
     case kErrorInvalidStruct: return "invalid parameter struct";
     case kErrorUnsupportedVersion: return "unsupported parameter struct version";
     case kErrorInternal: return "internal error";
+    case kErrorInvalidWindow: return "invalid attention window";
+    case kErrorInvalidSoftcap: return "invalid softcap";
+    case kErrorInvalidVarlen: return "invalid variable-length arguments";
     default: return "unknown status";
   }
 }

@@ -9,6 +9,8 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -18,12 +20,15 @@ namespace {
 
 // TMA loads and stores move 16-byte units: base addresses and strides must be multiples of it.
 constexpr int64_t kTensorAlignBytes = 16;
-// softmax_lse is written as plain fp32 values.
+// softmax_lse is written as plain fp32 values; cu_seqlens_q/k and seqused_k are read as int32.
 constexpr int64_t kLseAlignBytes = 4;
+constexpr int64_t kInt32AlignBytes = 4;
 // A TMA descriptor's global strides must be below 2^40 bytes.
 constexpr uint64_t kMaxStrideBytes = uint64_t{1} << 40;
 // A TMA box spans at most 256 elements per dimension, and head_dim is loaded as one box row.
 constexpr int kMaxHeadDim = 256;
+// Sequence lengths and packed row counts stay below 2^30 (see check_sizes).
+constexpr int kMaxTokens = (1 << 30) - 1;
 // Head dims are multiples of 8 elements: 16 bytes for 16-bit types, the TMA row alignment.
 constexpr int kHeadDimGranularity = 8;
 constexpr int kMajorSm90 = 9;
@@ -81,12 +86,14 @@ std::string hex(uintptr_t address) {
   return out.str();
 }
 
-// One [batch, seqlen, heads, head_dim] operand as the checks see it.
+// One [batch, seqlen, heads, head_dim] operand as the checks see it; with variable-length
+// batches one packed [total, heads, head_dim] operand (batch 1, rows = total_q or total_k).
 struct TensorSpec {
   const char* name;          // "q", "k", "v" or "out"
   const void* ptr;
-  int seqlen;
-  const char* seqlen_name;   // "seqlen_q" or "seqlen_k"
+  bool packed;               // variable length: no batch dimension, batch stride 0
+  int seqlen;                // rows per batch entry: seqlen_q/k, or total_q/k when packed
+  const char* seqlen_name;   // "seqlen_q", "seqlen_k", "total_q" or "total_k"
   int heads;
   const char* heads_name;    // "num_heads" or "num_heads_k"
   TensorStrides given;       // as passed: 0 selects the contiguous default
@@ -121,6 +128,15 @@ Status check_sizes(const FlashAttentionParams& p) {
       return fail(kErrorInvalidSize, std::string(name) + " = " + std::to_string(value) + " must be positive");
     }
   }
+  // The kernels' row and window arithmetic is int32 with windows clamped to +-2^30 (mask.cuh).
+  const std::array<std::pair<const char*, int>, 4> lengths = {
+      {{"seqlen_q", p.seqlen_q}, {"seqlen_k", p.seqlen_k}, {"total_q", p.total_q}, {"total_k", p.total_k}}};
+  for (const auto& [name, value] : lengths) {
+    if (value > kMaxTokens) {
+      return fail(kErrorSizeOverflow, std::string(name) + " = " + std::to_string(value) + " exceeds " +
+                                          std::to_string(kMaxTokens) + " (2^30 - 1), the longest sequence the kernels address");
+    }
+  }
   return kSuccess;
 }
 
@@ -153,6 +169,11 @@ Status check_head_dim(DataType dtype, int head_dim) {
                                             supported_head_dims_text(dtype) + "; narrower head dims run padded on the next wider one)");
 }
 
+// The softmax scale in double: softmax_scale, or 1/sqrt(head_dim) for 0.
+double effective_scale(const FlashAttentionParams& p) {
+  return p.softmax_scale == 0.0f ? 1.0 / std::sqrt(static_cast<double>(p.head_dim)) : p.softmax_scale;
+}
+
 Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
   if (!std::isfinite(p.softmax_scale) || p.softmax_scale < 0.0f) {
     std::ostringstream message;
@@ -160,9 +181,120 @@ Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
             << " is not supported; it must be finite and >= 0 (0 means 1/sqrt(head_dim))";
     return fail(kErrorInvalidScale, message.str());
   }
-  const double scale = p.softmax_scale == 0.0f ? 1.0 / std::sqrt(static_cast<double>(p.head_dim)) : p.softmax_scale;
+  const double scale = effective_scale(p);
   args->softmax_scale = static_cast<float>(scale);
   args->softmax_scale_log2 = static_cast<float>(scale * kLog2e);
+  return kSuccess;
+}
+
+// Softcap c > 0: the kernel maps a raw score s to tanh(s * scale / c) and multiplies that by
+// c * log2(e) before exp2, i.e. c * tanh(scale * s / c) in base e. Runs after resolve_scale.
+Status resolve_softcap(const FlashAttentionParams& p, FwdArgs* args) {
+  if (!std::isfinite(p.softcap) || p.softcap < 0.0f) {
+    std::ostringstream message;
+    message << "softcap = " << p.softcap << " is not supported; it must be finite and >= 0 (0 turns the softcap off)";
+    return fail(kErrorInvalidSoftcap, message.str());
+  }
+  if (p.softcap == 0.0f) {
+    args->softcap_scale = 0.0f;
+    return kSuccess;
+  }
+  const double scale = effective_scale(p);
+  const double softcap_scale = scale / p.softcap;
+  const double scale_log2 = static_cast<double>(p.softcap) * kLog2e;
+  // Both factors must be normal fp32 numbers: an extreme softcap would hand the kernel an infinite
+  // factor, or one that fp32 (with denormals flushed) rounds to 0, which would read as "no softcap".
+  const double lowest = std::numeric_limits<float>::min();
+  const double highest = std::numeric_limits<float>::max();
+  const std::array<std::pair<const char*, double>, 2> factors = {
+      {{"softmax_scale / softcap", softcap_scale}, {"softcap * log2(e)", scale_log2}}};
+  for (const auto& [formula, value] : factors) {
+    if (value < lowest || value > highest) {
+      std::ostringstream message;
+      message << "softcap = " << p.softcap << " is not supported: " << formula << " = " << value
+              << " is not a normal fp32 number; with this softmax_scale the softcap must lie in ["
+              << std::max(scale / highest, lowest / kLog2e) << ", " << std::min(scale / lowest, highest / kLog2e) << "]";
+      return fail(kErrorInvalidSoftcap, message.str());
+    }
+  }
+  args->softcap_scale = static_cast<float>(softcap_scale);
+  args->softmax_scale_log2 = static_cast<float>(scale_log2);
+  return kSuccess;
+}
+
+// Window sizes are >= 0 or -1 (unbounded); is_causal is the right bound 0 and admits only -1 or 0.
+Status resolve_window(const FlashAttentionParams& p, FwdArgs* args) {
+  const std::array<std::pair<const char*, int>, 2> sides = {
+      {{"window_size_left", p.window_size_left}, {"window_size_right", p.window_size_right}}};
+  for (const auto& [name, value] : sides) {
+    if (value < -1) {
+      return fail(kErrorInvalidWindow, std::string(name) + " = " + std::to_string(value) +
+                                           " is not supported; it must be >= 0 (keys that far from the diagonal) "
+                                           "or -1 (no limit on that side)");
+    }
+  }
+  if (p.is_causal && p.window_size_right > 0) {
+    return fail(kErrorInvalidWindow, "window_size_right = " + std::to_string(p.window_size_right) +
+                                         " conflicts with is_causal, which allows no key right of the diagonal; "
+                                         "with is_causal, window_size_right must be -1 or 0");
+  }
+  args->window_left = p.window_size_left;
+  args->window_right = p.is_causal ? 0 : p.window_size_right;
+  return kSuccess;
+}
+
+// Variable-length batches: cu_seqlens_q and cu_seqlens_k together or not at all, total_q/k only
+// with them, every longest length within its packed tensor, and no batch strides.
+Status check_varlen(const FlashAttentionParams& p) {
+  const bool has_q = p.cu_seqlens_q != nullptr;
+  const bool has_k = p.cu_seqlens_k != nullptr;
+  if (has_q != has_k) {
+    const char* set = has_q ? "cu_seqlens_q" : "cu_seqlens_k";
+    const char* unset = has_q ? "cu_seqlens_k" : "cu_seqlens_q";
+    const void* ptr = has_q ? static_cast<const void*>(p.cu_seqlens_q) : static_cast<const void*>(p.cu_seqlens_k);
+    return fail(kErrorInvalidVarlen, std::string(set) + " = " + hex(reinterpret_cast<uintptr_t>(ptr)) + " is set but " +
+                                         unset + " is null; variable-length batches need both cu_seqlens_q and "
+                                         "cu_seqlens_k (or neither)");
+  }
+  const std::array<std::pair<const char*, int>, 2> totals = {{{"total_q", p.total_q}, {"total_k", p.total_k}}};
+  if (!has_q) {
+    for (const auto& [name, value] : totals) {
+      if (value != 0) {
+        return fail(kErrorInvalidVarlen, std::string(name) + " = " + std::to_string(value) +
+                                             " without cu_seqlens_q and cu_seqlens_k; total_q and total_k must be 0 "
+                                             "unless the batch is variable-length");
+      }
+    }
+    return kSuccess;
+  }
+  for (const auto& [name, value] : totals) {
+    if (value <= 0) {
+      return fail(kErrorInvalidVarlen, std::string(name) + " = " + std::to_string(value) +
+                                           " must be positive with cu_seqlens_q/cu_seqlens_k: it is the packed "
+                                           "tensors' row count");
+    }
+  }
+  const std::array<std::tuple<const char*, int, const char*, int>, 2> longest = {
+      {{"seqlen_q", p.seqlen_q, "total_q", p.total_q}, {"seqlen_k", p.seqlen_k, "total_k", p.total_k}}};
+  for (const auto& [name, value, total_name, total] : longest) {
+    if (value > total) {
+      return fail(kErrorInvalidVarlen, std::string(name) + " = " + std::to_string(value) +
+                                           " exceeds " + total_name + " = " + std::to_string(total) +
+                                           "; with cu_seqlens_q/cu_seqlens_k it is the longest sequence, which must "
+                                           "fit in the packed tensor");
+    }
+  }
+  const std::array<std::pair<const char*, int64_t>, 4> batch_strides = {{{"q_batch_stride", p.q_batch_stride},
+                                                                         {"k_batch_stride", p.k_batch_stride},
+                                                                         {"v_batch_stride", p.v_batch_stride},
+                                                                         {"out_batch_stride", p.out_batch_stride}}};
+  for (const auto& [name, value] : batch_strides) {
+    if (value != 0) {
+      return fail(kErrorInvalidVarlen, std::string(name) + " = " + std::to_string(value) +
+                                           " must be 0 with cu_seqlens_q/cu_seqlens_k: packed tensors [total, heads, "
+                                           "head_dim] have no batch dimension");
+    }
+  }
   return kSuccess;
 }
 
@@ -171,8 +303,8 @@ Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
 Status resolve_strides(const TensorSpec& t, int head_dim, int64_t elem_bytes) {
   const std::string prefix = t.name;
   const int64_t row_default = int64_t{t.heads} * head_dim;  // < 2^62: cannot overflow
-  int64_t batch_default = 0;
-  const bool batch_default_fits = checked_mul(row_default, t.seqlen, &batch_default);
+  int64_t batch_default = 0;   // packed tensors have no batch dimension
+  const bool batch_default_fits = t.packed || checked_mul(row_default, t.seqlen, &batch_default);
   if (t.given.batch == 0 && !batch_default_fits) {
     return fail(kErrorSizeOverflow, prefix + "_batch_stride default " + t.seqlen_name + " * " + t.heads_name +
                                         " * head_dim = " + std::to_string(t.seqlen) + " * " + std::to_string(t.heads) +
@@ -206,7 +338,7 @@ Status resolve_strides(const TensorSpec& t, int head_dim, int64_t elem_bytes) {
   return kSuccess;
 }
 
-Status check_alignment(const std::array<TensorSpec, 4>& tensors, const float* lse) {
+Status check_alignment(const std::array<TensorSpec, 4>& tensors, const FlashAttentionParams& p) {
   for (const TensorSpec& t : tensors) {
     const auto address = reinterpret_cast<uintptr_t>(t.ptr);
     if (address % kTensorAlignBytes != 0) {
@@ -214,9 +346,17 @@ Status check_alignment(const std::array<TensorSpec, 4>& tensors, const float* ls
                   std::string(t.name) + " = " + hex(address) + " is not aligned to 16 bytes, as TMA requires");
     }
   }
-  const auto lse_address = reinterpret_cast<uintptr_t>(lse);
+  const auto lse_address = reinterpret_cast<uintptr_t>(p.softmax_lse);
   if (lse_address % kLseAlignBytes != 0) {
     return fail(kErrorMisalignedPointer, "softmax_lse = " + hex(lse_address) + " is not aligned to 4 bytes (fp32)");
+  }
+  const std::array<std::pair<const char*, const int32_t*>, 3> int_arrays = {
+      {{"cu_seqlens_q", p.cu_seqlens_q}, {"cu_seqlens_k", p.cu_seqlens_k}, {"seqused_k", p.seqused_k}}};
+  for (const auto& [name, ptr] : int_arrays) {
+    const auto address = reinterpret_cast<uintptr_t>(ptr);
+    if (address % kInt32AlignBytes != 0) {
+      return fail(kErrorMisalignedPointer, std::string(name) + " = " + hex(address) + " is not aligned to 4 bytes (int32)");
+    }
   }
   return kSuccess;
 }
@@ -252,40 +392,66 @@ Status check_tensor_range(const TensorSpec& t, int batch, int head_dim, int64_t 
   int64_t bytes = 0;
   if (!fits || !checked_mul(offset + 1, elem_bytes, &bytes)) {
     const std::string n = t.name;
-    return fail(kErrorSizeOverflow, n + ": the last element's offset (batch_size - 1) * " + n + "_batch_stride + (" +
-                                        t.seqlen_name + " - 1) * " + n + "_row_stride + (" + t.heads_name + " - 1) * " +
-                                        n + "_head_stride + head_dim - 1 = (" + std::to_string(batch) + " - 1) * " +
-                                        std::to_string(s.batch) + " + (" + std::to_string(t.seqlen) + " - 1) * " +
-                                        std::to_string(s.row) + " + (" + std::to_string(t.heads) + " - 1) * " +
-                                        std::to_string(s.head) + " + " + std::to_string(head_dim - 1) +
+    // A packed (variable-length) tensor has no batch term.
+    const std::string batch_term = t.packed ? "" : "(batch_size - 1) * " + n + "_batch_stride + ";
+    const std::string batch_value = t.packed ? "" : "(" + std::to_string(batch) + " - 1) * " + std::to_string(s.batch) + " + ";
+    return fail(kErrorSizeOverflow, n + ": the last element's offset " + batch_term + "(" + t.seqlen_name + " - 1) * " +
+                                        n + "_row_stride + (" + t.heads_name + " - 1) * " + n +
+                                        "_head_stride + head_dim - 1 = " + batch_value + "(" + std::to_string(t.seqlen) +
+                                        " - 1) * " + std::to_string(s.row) + " + (" + std::to_string(t.heads) +
+                                        " - 1) * " + std::to_string(s.head) + " + " + std::to_string(head_dim - 1) +
                                         " overflows int64 as an element offset or in bytes");
   }
   return make_range(t.name, t.ptr, bytes, range);
 }
 
+// softmax_lse: [batch, num_heads, seqlen_q], or [num_heads, total_q] with variable lengths.
 Status check_lse_range(const FlashAttentionParams& p, ByteRange* range) {
+  const bool packed = p.cu_seqlens_q != nullptr;
+  const int batch = packed ? 1 : p.batch_size;
+  const int rows = packed ? p.total_q : p.seqlen_q;
   int64_t count = 0;
   int64_t bytes = 0;
-  if (!checked_mul(p.batch_size, p.num_heads, &count) || !checked_mul(count, p.seqlen_q, &count) ||
+  if (!checked_mul(batch, p.num_heads, &count) || !checked_mul(count, rows, &count) ||
       !checked_mul(count, int64_t{sizeof(float)}, &bytes)) {
-    return fail(kErrorSizeOverflow, "softmax_lse size batch_size * num_heads * seqlen_q = " +
-                                        std::to_string(p.batch_size) + " * " + std::to_string(p.num_heads) + " * " +
-                                        std::to_string(p.seqlen_q) + " fp32 values overflows int64 bytes");
+    const std::string formula = packed ? "num_heads * total_q = " : "batch_size * num_heads * seqlen_q = " +
+                                                                        std::to_string(p.batch_size) + " * ";
+    return fail(kErrorSizeOverflow, "softmax_lse size " + formula + std::to_string(p.num_heads) + " * " +
+                                        std::to_string(rows) + " fp32 values overflows int64 bytes");
   }
   return make_range("softmax_lse", p.softmax_lse, bytes, range);
 }
 
+// The int32 arrays the kernel reads (cu_seqlens_q/k: batch_size + 1 values, seqused_k: batch_size),
+// for the aliasing checks against out and softmax_lse. Null arrays give no range.
+Status append_int_array_ranges(const FlashAttentionParams& p, std::vector<ByteRange>* ranges) {
+  const int64_t entries = p.batch_size;   // > 0: checked before
+  const std::array<std::tuple<const char*, const int32_t*, int64_t>, 3> arrays = {
+      {{"cu_seqlens_q", p.cu_seqlens_q, entries + 1},
+       {"cu_seqlens_k", p.cu_seqlens_k, entries + 1},
+       {"seqused_k", p.seqused_k, entries}}};
+  for (const auto& [name, ptr, count] : arrays) {
+    if (ptr == nullptr) continue;
+    ByteRange range{};
+    if (Status s = make_range(name, ptr, count * int64_t{sizeof(int32_t)}, &range); s != kSuccess) return s;
+    ranges->push_back(range);
+  }
+  return kSuccess;
+}
+
 // out is written in parallel, so two of its (batch, row, head, d) indices must never name the
-// same element: sorted by stride, each dimension must step over the whole previous one.
-Status check_out_self_overlap(const FlashAttentionParams& p, const TensorStrides& s) {
+// same element: sorted by stride, each dimension must step over the whole previous one. A packed
+// (variable-length) out has extents (1, total_q, num_heads, head_dim).
+Status check_out_self_overlap(const FlashAttentionParams& p, const TensorSpec& out) {
   struct Dim {
     const char* stride_name;
     int64_t stride;
     const char* extent_name;
     int64_t extent;
   };
-  std::array<Dim, 4> dims = {{{"out_batch_stride", s.batch, "batch_size", p.batch_size},
-                              {"out_row_stride", s.row, "seqlen_q", p.seqlen_q},
+  const TensorStrides& s = *out.resolved;
+  std::array<Dim, 4> dims = {{{"out_batch_stride", s.batch, "batch_size", out.packed ? 1 : p.batch_size},
+                              {"out_row_stride", s.row, out.seqlen_name, out.seqlen},
                               {"out_head_stride", s.head, "num_heads", p.num_heads},
                               {"the contiguous head_dim stride", 1, "head_dim", p.head_dim}}};
   std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
@@ -317,11 +483,12 @@ Status check_disjoint(const ByteRange& a, const ByteRange& b) {
 
 }  // namespace
 
-const KernelEntry* find_kernel(DataType dtype, int head_dim) {
+const KernelEntry* find_kernel(DataType dtype, int head_dim, bool general) {
   const KernelEntry* best = nullptr;
   for (int i = 0; i < kNumKernels; ++i) {
     const KernelEntry& entry = kKernelTable[i];
-    if (entry.dtype == dtype && entry.head_dim >= head_dim && (best == nullptr || entry.head_dim < best->head_dim)) {
+    if (entry.dtype == dtype && entry.general == general && entry.head_dim >= head_dim &&
+        (best == nullptr || entry.head_dim < best->head_dim)) {
       best = &entry;
     }
   }
@@ -330,14 +497,20 @@ const KernelEntry* find_kernel(DataType dtype, int head_dim) {
 
 Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   FwdArgs r;
+  // With variable lengths (cu_seqlens_q/k) the tensors are packed: batch 1, rows total_q/total_k.
+  const bool packed = p.cu_seqlens_q != nullptr && p.cu_seqlens_k != nullptr;
+  const int rows_q = packed ? p.total_q : p.seqlen_q;
+  const int rows_k = packed ? p.total_k : p.seqlen_k;
+  const char* rows_q_name = packed ? "total_q" : "seqlen_q";
+  const char* rows_k_name = packed ? "total_k" : "seqlen_k";
   const std::array<TensorSpec, 4> tensors = {{
-      {"q", p.q, p.seqlen_q, "seqlen_q", p.num_heads, "num_heads",
+      {"q", p.q, packed, rows_q, rows_q_name, p.num_heads, "num_heads",
        {p.q_batch_stride, p.q_row_stride, p.q_head_stride}, &r.q_strides},
-      {"k", p.k, p.seqlen_k, "seqlen_k", p.num_heads_k, "num_heads_k",
+      {"k", p.k, packed, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
        {p.k_batch_stride, p.k_row_stride, p.k_head_stride}, &r.k_strides},
-      {"v", p.v, p.seqlen_k, "seqlen_k", p.num_heads_k, "num_heads_k",
+      {"v", p.v, packed, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
        {p.v_batch_stride, p.v_row_stride, p.v_head_stride}, &r.v_strides},
-      {"out", p.out, p.seqlen_q, "seqlen_q", p.num_heads, "num_heads",
+      {"out", p.out, packed, rows_q, rows_q_name, p.num_heads, "num_heads",
        {p.out_batch_stride, p.out_row_stride, p.out_head_stride}, &r.out_strides},
   }};
 
@@ -347,20 +520,25 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   if (Status s = check_dtype(p.dtype); s != kSuccess) return s;
   if (Status s = check_head_dim(p.dtype, p.head_dim); s != kSuccess) return s;
   if (Status s = resolve_scale(p, &r); s != kSuccess) return s;
+  if (Status s = resolve_softcap(p, &r); s != kSuccess) return s;
+  if (Status s = resolve_window(p, &r); s != kSuccess) return s;
+  // Before the strides: it decides whether the tensors are packed (no batch dimension).
+  if (Status s = check_varlen(p); s != kSuccess) return s;
   const int64_t elem_bytes = element_bytes(p.dtype);
   for (const TensorSpec& t : tensors) {
     if (Status s = resolve_strides(t, p.head_dim, elem_bytes); s != kSuccess) return s;
   }
-  if (Status s = check_alignment(tensors, p.softmax_lse); s != kSuccess) return s;
+  if (Status s = check_alignment(tensors, p); s != kSuccess) return s;
 
   if (p.head_dim > kMaxHeadDim) {
     return fail(kErrorSizeOverflow, "head_dim = " + std::to_string(p.head_dim) + " exceeds " +
                                         std::to_string(kMaxHeadDim) + ", the largest TMA box dimension");
   }
   // ranges[i] belongs to tensors[i]: q, k, v, then out.
+  const int range_batch = packed ? 1 : p.batch_size;
   std::array<ByteRange, 4> ranges{};
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (Status s = check_tensor_range(tensors[i], p.batch_size, p.head_dim, elem_bytes, &ranges[i]); s != kSuccess) {
+    if (Status s = check_tensor_range(tensors[i], range_batch, p.head_dim, elem_bytes, &ranges[i]); s != kSuccess) {
       return s;
     }
   }
@@ -368,16 +546,19 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   if (p.softmax_lse != nullptr) {
     if (Status s = check_lse_range(p, &lse_range); s != kSuccess) return s;
   }
+  // What out and softmax_lse must not overlap: q, k, v and the int32 arrays the kernel reads.
+  std::vector<ByteRange> inputs(ranges.begin(), ranges.begin() + kOutIndex);
+  if (Status s = append_int_array_ranges(p, &inputs); s != kSuccess) return s;
 
-  if (Status s = check_out_self_overlap(p, r.out_strides); s != kSuccess) return s;
+  if (Status s = check_out_self_overlap(p, tensors[kOutIndex]); s != kSuccess) return s;
   const ByteRange& out_range = ranges[kOutIndex];
-  for (size_t i = 0; i < kOutIndex; ++i) {
-    if (Status s = check_disjoint(out_range, ranges[i]); s != kSuccess) return s;
+  for (const ByteRange& input : inputs) {
+    if (Status s = check_disjoint(out_range, input); s != kSuccess) return s;
   }
   if (p.softmax_lse != nullptr) {
     if (Status s = check_disjoint(out_range, lse_range); s != kSuccess) return s;
-    for (size_t i = 0; i < kOutIndex; ++i) {
-      if (Status s = check_disjoint(lse_range, ranges[i]); s != kSuccess) return s;
+    for (const ByteRange& input : inputs) {
+      if (Status s = check_disjoint(lse_range, input); s != kSuccess) return s;
     }
   }
 
@@ -393,6 +574,11 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   r.num_heads_k = p.num_heads_k;
   r.head_dim = p.head_dim;
   r.is_causal = p.is_causal;
+  r.cu_seqlens_q = p.cu_seqlens_q;
+  r.cu_seqlens_k = p.cu_seqlens_k;
+  r.seqused_k = p.seqused_k;
+  r.total_q = p.total_q;
+  r.total_k = p.total_k;
   *args = r;
   return kSuccess;
 }

@@ -8,9 +8,11 @@
 namespace flash::detail {
 
 // Checks every field that can be checked without CUDA, in a fixed order (pointers, sizes, head
-// ratio, dtype, head dim, scale, strides, alignment, address range, aliasing). On success fills
-// *args with resolved values (default strides, softmax scale and its log2 form) and returns
-// kSuccess; otherwise records a detailed message (fail) and returns the status.
+// ratio, dtype, head dim, scale, softcap, window, variable-length fields, strides, alignment,
+// address range, aliasing). On success fills *args with resolved values (default strides, softmax
+// scale and its log2 form, softcap factor, window with is_causal folded in, the varlen arrays) and
+// returns kSuccess; otherwise records a detailed message (fail), leaves *args untouched and returns
+// the status.
 Status check_arguments(const FlashAttentionParams& params, FwdArgs* args);
 
 // Checks that a CUDA device is current and is SM90 (compute capability 9.0); fills args->device
@@ -23,8 +25,9 @@ Status fail(Status status, const std::string& message);
 // Clears the calling thread's last error (after a successful call).
 void clear_last_error();
 
-// The kernel-table row that runs (dtype, head_dim): the narrowest kernel of that dtype at least
-// head_dim wide, or null.
-const KernelEntry* find_kernel(DataType dtype, int head_dim);
+// The kernel-table row that runs (dtype, head_dim): the narrowest kernel of that dtype and variant
+// (general or dense, see needs_general_kernel) at least head_dim wide, or null. Every (dtype,
+// head_dim) has both variants (tools/generate_kernels.py), so the dense answer decides support.
+const KernelEntry* find_kernel(DataType dtype, int head_dim, bool general = false);
 
 }  // namespace flash::detail

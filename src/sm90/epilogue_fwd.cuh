@@ -3,12 +3,15 @@
 // past seqlen_q); the LSE goes straight from registers to global memory. O is staged in its own
 // buffer, whose last store is waited for before it is rewritten, or in Q's buffer, which the store
 // then frees for the next tile's Q (barrier_q_free).
+// In a packed variable-length batch the rows past an entry's length belong to the next entry, which
+// a TMA store cannot leave out: there the consumer threads copy the staged tile row by row instead.
 #pragma once
 
 #include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
 
 #include "api/fwd_args.h"
+#include "sm90/seqlen.cuh"
 #include "sm90/tile_scheduler.cuh"
 #include "sm90/traits.cuh"
 #include "sm90/utils.cuh"
@@ -31,17 +34,34 @@ struct EpilogueFwdSm90 {
   struct Params {
     ShapeO shape_o;
     TmaO tma_o;
-    float* lse;       // [batch, num_heads, seqlen_q] or null
-    int seqlen_q;
-    int num_heads;
+    Element* out;              // the row-by-row store of packed batches
+    int64_t out_row_stride;
+    int64_t out_head_stride;
+    int head_dim;
+    bool packed;
+    // LSE of (batch, head, row): lse[batch * lse_batch_stride + head * lse_head_stride + offset_q +
+    // row]; [batch, num_heads, seqlen_q] dense, [num_heads, total_q] packed; null: not written.
+    float* lse;
+    int64_t lse_batch_stride;
+    int64_t lse_head_stride;
   };
 
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
+    SeqLens const seqlens = SeqLens::from(args);
     GmemTensorO o = make_tensor(make_gmem_ptr(static_cast<Element*>(args.out)),
-                                ShapeO(args.seqlen_q, args.head_dim, args.num_heads, args.batch),
+                                ShapeO(seqlens.rows_q(), args.head_dim, args.num_heads, seqlens.tensor_batches(args.batch)),
                                 StrideO(args.out_strides.row, _1{}, args.out_strides.head, args.out_strides.batch));
-    return {o.shape(), make_tma_copy(SM90_TMA_STORE{}, o, SmemLayoutO{}, select<0, 1>(TileShapePV{}), _1{}),
-            args.lse, args.seqlen_q, args.num_heads};
+    int64_t const rows = seqlens.rows_q();
+    return {o.shape(),
+            make_tma_copy(SM90_TMA_STORE{}, o, SmemLayoutO{}, select<0, 1>(TileShapePV{}), _1{}),
+            static_cast<Element*>(args.out),
+            args.out_strides.row,
+            args.out_strides.head,
+            args.head_dim,
+            seqlens.packed(),
+            args.lse,
+            seqlens.packed() ? 0 : args.num_heads * rows,
+            rows};
   }
 
   CUTE_DEVICE static void prefetch_tma_descriptors(Params const& p) {
@@ -51,7 +71,8 @@ struct EpilogueFwdSm90 {
   // tOrO: unnormalised O; o_scale: per-row 1 / sum; lse per row. All consumer threads call this.
   template <class FragO, int kRows>
   CUTE_DEVICE static void store(Params const& p, FragO& tOrO, float const (&o_scale)[kRows], float const (&lse)[kRows],
-                                SharedStorage& storage, int thread_idx, TileCoord tile) {
+                                SharedStorage& storage, int thread_idx, TileCoord tile, SeqLenInfo const& seq,
+                                int tensor_batch) {
     Tensor o_rowcol = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
     CUTE_UNROLL
     for (int r = 0; r < kRows; ++r) {
@@ -78,16 +99,23 @@ struct EpilogueFwdSm90 {
     if (p.lse != nullptr && thread_idx % 4 == 0) {   // a quad shares its rows; its first thread writes
       Tensor tOcO = TiledMmaPV{}.get_thread_slice(thread_idx).partition_C(make_identity_tensor(select<0, 1>(TileShapePV{})));
       Tensor rows = make_tensor(tOcO.data(), rowcol_layout(tOcO.layout()));
-      float* lse_head = p.lse + (int64_t(tile.batch) * p.num_heads + tile.head) * p.seqlen_q;
+      float* lse_head = p.lse + tile.batch * p.lse_batch_stride + tile.head * p.lse_head_stride + seq.offset_q;
       CUTE_UNROLL
       for (int r = 0; r < kRows; ++r) {
         int const row = tile.m_block * Traits::kBlockM + get<0>(rows(r, 0));
-        if (row < p.seqlen_q) lse_head[row] = lse[r];
+        if (row < seq.len_q) lse_head[row] = lse[r];
       }
     }
 
-    if (thread_idx == 0) {
-      Tensor mO = p.tma_o.get_tma_tensor(p.shape_o)(_, _, tile.head, tile.batch);                 // (seqlen_q, d)
+    if (Traits::kGeneral && p.packed) {
+      copy_rows(p, sO, thread_idx, tile, seq);
+      if constexpr (!Traits::kSeparateO) {
+        // Every thread has read its part of Q's buffer: the producer may load the next Q.
+        cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
+        if (thread_idx == 0) storage.barrier_q_free.arrive();
+      }
+    } else if (thread_idx == 0) {
+      Tensor mO = p.tma_o.get_tma_tensor(p.shape_o)(_, _, tile.head, tensor_batch);               // (seqlen_q, d)
       Tensor gO = local_tile(mO, select<0, 1>(TileShapePV{}), make_coord(tile.m_block, _0{}));   // (M, d)
       auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(p.tma_o, tOsO, tOgO);
@@ -95,6 +123,29 @@ struct EpilogueFwdSm90 {
       if constexpr (!Traits::kSeparateO) {
         tma_store_wait<0>();   // the store has read Q's buffer: the producer may load the next Q
         storage.barrier_q_free.arrive();
+      }
+    }
+  }
+
+  // Packed batches: the consumer threads copy the staged tile's rows that belong to the entry, 16
+  // bytes at a time, consecutive threads along a row. The shared-memory swizzle moves whole 16-byte
+  // units, so each unit is contiguous in sO.
+  template <class TensorS>
+  CUTE_DEVICE static void copy_rows(Params const& p, TensorS const& sO, int thread_idx, TileCoord tile,
+                                    SeqLenInfo const& seq) {
+    constexpr int kUnit = 16 / sizeof(Element);
+    constexpr int kUnitsPerRow = Traits::kHeadDim / kUnit;
+    int const row0 = tile.m_block * Traits::kBlockM;
+    int const rows = min(Traits::kBlockM, seq.len_q - row0);
+    int const units = p.head_dim / kUnit;   // the rest of a padded row is not part of out
+    Element* out = p.out + int64_t(seq.offset_q + row0) * p.out_row_stride + int64_t(tile.head) * p.out_head_stride;
+#pragma unroll 1   // unrolled, its addresses were hoisted out of the tile loop and spilled
+    for (int i = thread_idx; i < rows * kUnitsPerRow; i += Traits::kNumMmaThreads) {
+      int const row = i / kUnitsPerRow;
+      int const unit = i % kUnitsPerRow;
+      if (unit < units) {
+        *reinterpret_cast<uint4*>(out + row * p.out_row_stride + unit * kUnit) =
+            *reinterpret_cast<uint4 const*>(&sO(row, unit * kUnit));
       }
     }
   }

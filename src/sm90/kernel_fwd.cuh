@@ -9,6 +9,7 @@
 
 #include "sm90/epilogue_fwd.cuh"
 #include "sm90/mainloop_fwd.cuh"
+#include "sm90/seqlen.cuh"
 #include "sm90/softmax.cuh"
 #include "sm90/tile_scheduler.cuh"
 #include "sm90/traits.cuh"
@@ -31,12 +32,25 @@ struct FwdKernelSm90 {
     typename Mainloop::Params mainloop;
     typename Epilogue::Params epilogue;
     typename Scheduler::Params scheduler;
+    SeqLens seqlens;
   };
 
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
     int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
     return {Mainloop::to_underlying_arguments(args), Epilogue::to_underlying_arguments(args),
-            Scheduler::make_params(num_m_blocks, args.num_heads, args.batch)};
+            Scheduler::make_params(num_m_blocks, args.num_heads, args.batch), SeqLens::from(args)};
+  }
+
+  CUTE_DEVICE static SeqLenInfo seq_info(Params const& params, int batch) {
+    return params.seqlens.template get<Traits::kGeneral>(batch);
+  }
+  CUTE_DEVICE static int tensor_batch(Params const& params, int batch) {
+    return params.seqlens.template tensor_batch<Traits::kGeneral>(batch);
+  }
+  // A tile of a packed batch whose entry is shorter than seqlen_q (the longest) may hold no query
+  // row: producer and consumers both skip it, so the per-tile barrier phases stay in step.
+  CUTE_DEVICE static bool has_rows(TileCoord const& tile, SeqLenInfo const& seq) {
+    return !Traits::kGeneral || tile.m_block * Traits::kBlockM < seq.len_q;
   }
 
   CUTE_DEVICE void operator()(Params const& params, char* smem) {
@@ -62,7 +76,7 @@ struct FwdKernelSm90 {
     cutlass::arch::fence_barrier_init();
     __syncthreads();
 
-    // Both roles walk the same tiles; `iteration` counts them and gives the barrier phases.
+    // Both roles walk the same tiles; `iteration` counts those with rows and gives the barrier phases.
     if (warp_group == int(WarpGroupRole::kProducer)) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegisters>();
       if (warp == 0 && lane_predicate) {
@@ -70,11 +84,15 @@ struct FwdKernelSm90 {
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
           TileCoord const tile = Scheduler::coord(params.scheduler, t);
+          SeqLenInfo const seq = seq_info(params, tile.batch);
+          if (!has_rows(tile, seq)) continue;
+          auto const mask = Mainloop::make_mask(params.mainloop, seq);
           auto wait_q_buffer = [&storage, iteration] {
             if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
           };
-          Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile,
-                         params.mainloop.mask.n_block_end(tile.m_block), wait_q_buffer);
+          Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, seq,
+                         tensor_batch(params, tile.batch), mask.n_block_begin(tile.m_block),
+                         mask.n_block_end(tile.m_block), wait_q_buffer);
           ++iteration;
         }
         pipeline_k.producer_tail(state);
@@ -87,14 +105,19 @@ struct FwdKernelSm90 {
       int iteration = 0;
       for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
         TileCoord const tile = Scheduler::coord(params.scheduler, t);
-        int const n_end = params.mainloop.mask.n_block_end(tile.m_block);
+        SeqLenInfo const seq = seq_info(params, tile.batch);
+        if (!has_rows(tile, seq)) continue;
+        auto const mask = Mainloop::make_mask(params.mainloop, seq);
+        int const n_begin = mask.n_block_begin(tile.m_block);
+        int const n_end = mask.n_block_end(tile.m_block);
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
         OnlineSoftmax<kRows> softmax;
         storage.barrier_q.wait(iteration & 1);
-        if (n_end > 0) {
-          Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, n_end);
+        if (n_begin < n_end) {
+          Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, seq,
+                        n_begin, n_end);
         } else {
           clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
         }
@@ -102,7 +125,9 @@ struct FwdKernelSm90 {
         float o_scale[kRows];
         float lse[kRows];
         softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
-        Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile);
+        // The entry's lengths are read again rather than kept in registers through the mainloop.
+        Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile, seq_info(params, tile.batch),
+                        tensor_batch(params, tile.batch));
         ++iteration;
       }
       Epilogue::store_tail(thread_idx);

@@ -15,11 +15,14 @@ namespace flash::detail::sm90 {
 
 using namespace flash::sm90;
 
-template <class Element, int kHeadDim>
+template <class Element, int kHeadDim, bool kGeneral>
 Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
-  using Traits = FwdTraits<Element, kHeadDim>;
+  using Traits = FwdTraits<Element, kHeadDim, kGeneral>;
   using Kernel = FwdKernelSm90<Traits, MainloopFwdSm90<Traits>, EpilogueFwdSm90<Traits>, StaticPersistentScheduler>;
   auto kernel = &fwd_kernel_sm90<Kernel>;
+  if (!kGeneral && needs_general_kernel(args)) {
+    return fail(kErrorInternal, "the dense kernel was selected for arguments that need the general variant");
+  }
 
   int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   int64_t const num_tiles = int64_t(num_m_blocks) * args.num_heads * args.batch;
@@ -37,7 +40,8 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
                                        std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
   }
-  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, args.is_causal);
+  bool const uneven = args.window_right >= 0 || args.cu_seqlens_q != nullptr || args.seqused_k != nullptr;
+  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, uneven);
   kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();
   if (err != cudaSuccess) {

@@ -1,14 +1,17 @@
 // Mainloop of the SM90 forward kernel: the producer's TMA loads and the consumers' wgmma GEMMs
 // with the online softmax between them.
 //
-// Producer (one elected thread): per tile, K and V of each key block, last block first, through two
+// Producer (one elected thread): per tile, K and V of each key block the tile sees, last block first, through two
 // rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
 // and Q after the first block's K and V.
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
-// mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
+// softcap, mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
 // cores work on the next. Where the tile plan asks for them, scheduler barriers make the warpgroups
 // issue their GEMMs in turn, so one warpgroup's softmax overlaps the others' GEMMs.
+// A batch entry's rows start at its SeqLenInfo offsets (packed variable-length batches); the tile
+// rows past its length are loaded from the next entry or zero-filled by TMA and masked (keys) or
+// never stored (queries).
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -17,6 +20,7 @@
 
 #include "api/fwd_args.h"
 #include "sm90/mask.cuh"
+#include "sm90/seqlen.cuh"
 #include "sm90/softmax.cuh"
 #include "sm90/tile_scheduler.cuh"
 #include "sm90/traits.cuh"
@@ -36,10 +40,11 @@ struct MainloopFwdSm90 {
   using Pipeline = typename Traits::Pipeline;
   using PipelineState = typename Traits::PipelineState;
   using SharedStorage = typename Traits::SharedStorage;
-  using Mask = FwdMask<Traits::kBlockM, Traits::kBlockN>;
+  using Mask = FwdMask<Traits::kBlockM, Traits::kBlockN, /*kLeftWindow=*/Traits::kGeneral>;
   static constexpr int kNumMmaThreads = Traits::kNumMmaThreads;
 
-  // Global tensors as (seqlen, head_dim, head, batch) with head_dim contiguous.
+  // Global tensors as (rows, head_dim, head, batch) with head_dim contiguous: rows are an entry's
+  // sequence (dense) or all tokens of a packed batch (one batch).
   using ShapeQKV = Shape<int32_t, int32_t, int32_t, int32_t>;
   using StrideQKV = Stride<int64_t, _1, int64_t, int64_t>;
   using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}));
@@ -52,27 +57,36 @@ struct MainloopFwdSm90 {
     TmaQ tma_q;
     TmaKV tma_k;
     TmaKV tma_v;
-    Mask mask;
-    float scale_log2;
-    int head_ratio;   // num_heads / num_heads_k: query heads per KV head
+    int window_left;       // FwdMask's window, -1: unbounded
+    int window_right;
+    float scale_log2;      // applied to the (softcapped) scores before exp2
+    float softcap_scale;   // > 0: scores become tanh(score * softcap_scale) first
+    int head_ratio;        // num_heads / num_heads_k: query heads per KV head
   };
 
+  CUTE_DEVICE static Mask make_mask(Params const& p, SeqLenInfo const& seq) {
+    return {seq.len_q, seq.len_k, p.window_left, p.window_right};
+  }
+
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
-    auto gmem = [&](void const* ptr, int seqlen, int heads, detail::TensorStrides s) {
+    SeqLens const seqlens = SeqLens::from(args);
+    auto gmem = [&](void const* ptr, int rows, int heads, detail::TensorStrides s) {
       return make_tensor(make_gmem_ptr(static_cast<Element const*>(ptr)),
-                         ShapeQKV(seqlen, args.head_dim, heads, args.batch),
+                         ShapeQKV(rows, args.head_dim, heads, seqlens.tensor_batches(args.batch)),
                          StrideQKV(s.row, _1{}, s.head, s.batch));
     };
-    GmemTensor q = gmem(args.q, args.seqlen_q, args.num_heads, args.q_strides);
-    GmemTensor k = gmem(args.k, args.seqlen_k, args.num_heads_k, args.k_strides);
-    GmemTensor v = gmem(args.v, args.seqlen_k, args.num_heads_k, args.v_strides);
+    GmemTensor q = gmem(args.q, seqlens.rows_q(), args.num_heads, args.q_strides);
+    GmemTensor k = gmem(args.k, seqlens.rows_k(), args.num_heads_k, args.k_strides);
+    GmemTensor v = gmem(args.v, seqlens.rows_k(), args.num_heads_k, args.v_strides);
     return {q.shape(),
             k.shape(),
             make_tma_copy(SM90_TMA_LOAD{}, q, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}),
             make_tma_copy(SM90_TMA_LOAD{}, k, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
             make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
-            Mask{args.seqlen_q, args.seqlen_k, args.is_causal},
+            args.window_left,
+            args.window_right,
             args.softmax_scale_log2,
+            args.softcap_scale,
             args.num_heads / args.num_heads_k};
   }
 
@@ -82,20 +96,22 @@ struct MainloopFwdSm90 {
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
   }
 
-  // Producer, one thread: K and V of blocks n_end-1 down to 0, and Q after the first block's K and
+  // Producer, one thread: K and V of blocks n_end-1 down to n_begin, and Q after the first block's K and
   // V: Q's buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks
   // until it is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so
   // the consumers, which always wait for it, stay in step with the producer.
   template <class WaitQBuffer>
   CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
-                               SharedStorage& storage, TileCoord tile, int n_end, WaitQBuffer const& wait_q_buffer) {
+                               SharedStorage& storage, TileCoord tile, SeqLenInfo const& seq, int tensor_batch,
+                               int n_begin, int n_end, WaitQBuffer const& wait_q_buffer) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
     Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
     int const head_k = tile.head / p.head_ratio;
-    Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q)(_, _, tile.head, tile.batch);  // (seqlen_q, d)
-    Tensor mK = p.tma_k.get_tma_tensor(p.shape_k)(_, _, head_k, tile.batch);     // (seqlen_k, d)
-    Tensor mV = p.tma_v.get_tma_tensor(p.shape_k)(_, _, head_k, tile.batch);     // (seqlen_k, d)
+    // (rows, d) of this batch entry, starting at its first row
+    Tensor mQ = domain_offset(make_coord(seq.offset_q, _0{}), p.tma_q.get_tma_tensor(p.shape_q)(_, _, tile.head, tensor_batch));
+    Tensor mK = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_k.get_tma_tensor(p.shape_k)(_, _, head_k, tensor_batch));
+    Tensor mV = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_v.get_tma_tensor(p.shape_k)(_, _, head_k, tensor_batch));
     Tensor gQ = local_tile(mQ, select<0, 2>(TileShapeQK{}), make_coord(tile.m_block, _0{}));  // (M, d)
     Tensor gK = local_tile(mK, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
     Tensor gV = local_tile(mV, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
@@ -105,7 +121,7 @@ struct MainloopFwdSm90 {
     auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
     bool q_issued = false;
-    for (int n_block = n_end - 1; n_block >= 0; --n_block) {
+    for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
       pipeline_k.producer_acquire(state);
       copy(p.tma_k.with(*pipeline_k.producer_get_barrier(state), 0), tKgK(_, n_block), tKsK(_, state.index()));
       pipeline_v.producer_acquire(state);
@@ -141,11 +157,11 @@ struct MainloopFwdSm90 {
   }
 
   // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
-  // Requires n_end > 0 and Q in shared memory.
+  // Requires n_begin < n_end and Q in shared memory.
   template <class FragO, class Softmax>
   CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
                               FragO& tOrO, Softmax& softmax, int thread_idx, SharedStorage& storage, TileCoord tile,
-                              int n_end) {
+                              SeqLenInfo const& seq, int n_begin, int n_end) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});
     Tensor sVt = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutVt{});   // (d, N, stage)
@@ -166,9 +182,18 @@ struct MainloopFwdSm90 {
     float o_scale[kRows];
 
     int const warp_group = thread_idx / Traits::kThreadsPerWarpGroup;
-    int const first_masked = p.mask.first_masked_block(tile.m_block);
+    // The mask is rebuilt where it is used rather than kept in registers: in the dense kernel its
+    // fields are kernel parameters, which the compiler reads again instead of holding.
+    int const first_right_masked = make_mask(p, seq).first_right_masked_block(tile.m_block);
+    int const left_masked_end = make_mask(p, seq).left_masked_block_end(tile.m_block);
     auto softmax_step = [&](int n_block) {
-      if (n_block >= first_masked) p.mask.apply(tSrS, tScS, tile.m_block, n_block);
+      if (Traits::kGeneral && p.softcap_scale != 0.0f) {
+        CUTE_UNROLL
+        for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_fast(tSrS(i) * p.softcap_scale);
+      }
+      if (n_block >= first_right_masked || n_block < left_masked_end) {
+        make_mask(p, seq).apply(tSrS, tScS, tile.m_block, n_block);
+      }
       softmax.update(scores, p.scale_log2, o_scale);
     };
 
@@ -189,7 +214,7 @@ struct MainloopFwdSm90 {
     convert_fragment(tSrS, tOrP);
 
     bool o_zero = true;   // the first P V overwrites O
-    for (--n_block; n_block >= 0; --n_block) {
+    for (--n_block; n_block >= n_begin; --n_block) {
       scheduler_wait(warp_group);
       pipeline_k.consumer_wait(state);
       warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);

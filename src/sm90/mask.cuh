@@ -1,6 +1,9 @@
-// Which keys each query row sees: the seqlen_k tail and, when causal, the bottom-right-aligned
-// diagonal (query i sees key j when j <= i + seqlen_k - seqlen_q). A policy object holding runtime
-// lengths: it gives each query tile its key-block range, says which blocks need masking, and masks.
+// Which keys each query row of one batch entry sees: the entry's seqlen_k tail and, optionally, a
+// window around the bottom-right-aligned diagonal: query i sees key j when
+//   i + seqlen_k - seqlen_q - window_left <= j <= i + seqlen_k - seqlen_q + window_right,
+// each side unbounded at -1 (causal is window_right = 0). A policy object built per tile from the
+// entry's lengths: it gives a query tile its key-block range, says which blocks need masking, and
+// masks.
 #pragma once
 
 #include <cmath>
@@ -11,52 +14,73 @@
 
 namespace flash::sm90 {
 
-template <int kBlockM, int kBlockN>
+// kLeftWindow false: window_left must be -1 (the dense kernel), and the left edge costs nothing.
+template <int kBlockM, int kBlockN, bool kLeftWindow>
 struct FwdMask {
-  int seqlen_q = 0;
-  int seqlen_k = 0;
-  bool is_causal = false;
+  // An unbounded window side: far outside any row's reach (validation keeps lengths below 2^30),
+  // yet row + it cannot overflow int.
+  static constexpr int kUnbounded = 1 << 30;
 
-  // One past the last key block that some row of query tile m_block sees; 0 when no row sees a key.
-  CUTE_HOST_DEVICE int n_block_end(int m_block) const {
-    int n_end = (seqlen_k + kBlockN - 1) / kBlockN;
-    if (is_causal) {
-      int const last_row = min((m_block + 1) * kBlockM, seqlen_q) - 1;
-      int const last_key = last_row + seqlen_k - seqlen_q;   // last key that row sees
-      n_end = min(n_end, last_key < 0 ? 0 : last_key / kBlockN + 1);
-    }
-    return n_end;
+  int seqlen_q;
+  int seqlen_k;
+  // Row `row` sees keys [row + diag_lo, row + diag_hi) within [0, seqlen_k).
+  int diag_lo;
+  int diag_hi;
+
+  CUTE_HOST_DEVICE FwdMask(int seqlen_q_, int seqlen_k_, int window_left, int window_right)
+      : seqlen_q(seqlen_q_),
+        seqlen_k(seqlen_k_),
+        diag_lo(window_left >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ - window_left) : -kUnbounded),
+        diag_hi(window_right >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ + window_right + 1) : kUnbounded) {}
+
+  // Windows wider than any sequence are unbounded in effect; the clamp keeps int arithmetic exact.
+  CUTE_HOST_DEVICE static int clamp_diag(int64_t diag) {
+    return int(diag < -kUnbounded ? -kUnbounded : (diag > kUnbounded ? kUnbounded : diag));
   }
 
-  // Key blocks at or above this index cross the seqlen_k tail or the causal diagonal for some row
-  // of the tile and need masking; blocks below it are fully visible to every row of the tile.
-  CUTE_HOST_DEVICE int first_masked_block(int m_block) const {
-    int first = seqlen_k / kBlockN;
-    if (is_causal) {
-      // The tile's first row sees keys [0, visible): block n is whole when (n + 1) * kBlockN <= visible.
-      int const visible = m_block * kBlockM + seqlen_k - seqlen_q + 1;
-      first = min(first, visible <= 0 ? 0 : visible / kBlockN);
-    }
-    return first;
+  CUTE_HOST_DEVICE int last_row(int m_block) const { return min((m_block + 1) * kBlockM, seqlen_q) - 1; }
+  // Keys [begin, end) that row `row` sees, clipped to [0, seqlen_k) (end <= begin: none).
+  CUTE_HOST_DEVICE int key_begin(int row) const { return kLeftWindow ? max(row + diag_lo, 0) : 0; }
+  CUTE_HOST_DEVICE int key_end(int row) const { return min(row + diag_hi, seqlen_k); }
+
+  // Key blocks [n_block_begin, n_block_end) hold every key some row of query tile m_block sees;
+  // the range is empty when no row sees a key.
+  CUTE_HOST_DEVICE int n_block_end(int m_block) const {
+    int const end = key_end(last_row(m_block));
+    return end <= 0 ? 0 : (end + kBlockN - 1) / kBlockN;
+  }
+  CUTE_HOST_DEVICE int n_block_begin(int m_block) const { return key_begin(m_block * kBlockM) / kBlockN; }
+
+  // Blocks at or above this index cross the seqlen_k tail or the right window edge for some row
+  // (the tile's first row sees the fewest keys on the right): block n is whole for that row when
+  // (n + 1) * kBlockN <= its key_end.
+  CUTE_HOST_DEVICE int first_right_masked_block(int m_block) const {
+    int const end = key_end(m_block * kBlockM);
+    return end <= 0 ? 0 : end / kBlockN;
+  }
+  // Blocks below this index cross the left window edge for some row (the tile's last row sees the
+  // fewest keys on the left).
+  CUTE_HOST_DEVICE int left_masked_block_end(int m_block) const {
+    return (key_begin(last_row(m_block)) + kBlockN - 1) / kBlockN;
   }
 
   // Sets the scores of keys a row does not see to -inf. tScS holds each score's (row, col)
   // coordinate inside the (kBlockM, kBlockN) tile, in the same order as tSrS. Each thread's rows
-  // are whole in the (rows, cols) view, so the column limit is computed once per row and each
-  // score costs one compare.
+  // are whole in the (rows, cols) view, so the column limits are computed once per row.
   template <class TensorS, class TensorC>
   CUTE_DEVICE void apply(TensorS& tSrS, TensorC const& tScS, int m_block, int n_block) const {
     Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
     Tensor coords = make_tensor(tScS.data(), rowcol_layout(tScS.layout()));
     int const col0 = n_block * kBlockN;
-    int const diagonal = seqlen_k - seqlen_q + 1 - col0;   // row + diagonal: first unseen column
     CUTE_UNROLL
     for (int r = 0; r < size<0>(scores); ++r) {
       int const row = m_block * kBlockM + get<0>(coords(r, 0));
-      int const limit = is_causal ? min(seqlen_k - col0, row + diagonal) : seqlen_k - col0;
+      int const lo = row + diag_lo - col0;
+      int const hi = key_end(row) - col0;
       CUTE_UNROLL
       for (int c = 0; c < size<1>(scores); ++c) {
-        if (get<1>(coords(r, c)) >= limit) scores(r, c) = -INFINITY;
+        int const col = get<1>(coords(r, c));
+        if (col >= hi || (kLeftWindow && col < lo)) scores(r, c) = -INFINITY;
       }
     }
   }

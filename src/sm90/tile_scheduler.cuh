@@ -39,9 +39,11 @@ struct StaticPersistentScheduler {
   // query blocks per head and 132 = 6 x 22 SMs, so each CTA kept one query block throughout) and
   // measured up to 40% slower than one CTA per tile, where the hardware hands the next tile to
   // whichever SM frees first. Causal launches therefore get one CTA per tile; the same loop then
-  // runs once per CTA.
-  static int grid_size(Params const& p, int num_sms, bool is_causal) {
-    return is_causal || p.num_tiles < num_sms ? p.num_tiles : num_sms;
+  // runs once per CTA. So do other launches whose tiles differ in cost (`uneven`): a right window
+  // (the causal diagonal and its generalisation), a packed batch of unequal lengths, or
+  // seqused_k.
+  static int grid_size(Params const& p, int num_sms, bool uneven) {
+    return uneven || p.num_tiles < num_sms ? p.num_tiles : num_sms;
   }
 
   CUTE_DEVICE static int first_tile() { return blockIdx.x; }

@@ -22,27 +22,40 @@ struct TilePlan {
   bool separate_o;          // O is staged in its own buffer (else in Q's), so the next Q loads during the epilogue
 };
 
-// One choice per head dim, each with its reason (measured on H100, bf16, FA3-paper grid, in one
-// run against the alternatives named). Shared-memory budget: 227 KB per CTA.
-constexpr TilePlan tile_plan(int head_dim) {
+// One choice per head dim and variant, each with its reason (measured on H100, bf16, FA3-paper
+// grid, in one run against the alternatives named). Shared-memory budget: 227 KB per CTA.
+// Variants: the dense kernel serves dense batches without a mask or with a right window (causal);
+// the general kernel adds packed variable-length batches, seqused_k, left windows and softcap at run
+// time, which costs registers: per-tile lengths, the window's two edges, the packed-row store.
+constexpr TilePlan tile_plan(int head_dim, bool general) {
   // hdim 64 is exp-bound: a third consumer warpgroup (192 rows) gives the scheduler one more
   // softmax to overlap with GEMMs: 525 TFLOP/s at 16k non-causal, 538 causal, against 488 and 490
   // with 128 rows (short causal sequences lose ~10%: 173 against 190 at 512). Q 24 KB + K,V
   // 2 x 2 x 16 KB + O 24 KB. 128 x 32 + 384 x 160 registers = 65536.
-  if (head_dim <= 64) return {192, 128, 2, 32, 160, true, true};
+  // The general variant's extra state does not fit 160 registers (ptxas spilled 100-150 bytes): it
+  // runs d128's two-warpgroup plan.
+  if (head_dim <= 64) return general ? TilePlan{128, 128, 2, 32, 232, true, true} : TilePlan{192, 128, 2, 32, 160, true, true};
+  // hdim 80 (Qwen2.5-VL's vision encoder) and 96: d64's three-warpgroup plan does not fit: at 128
+  // registers per thread (512 threads) ptxas spilled 116 (d80) and 220 (d96) bytes and serialised
+  // the wgmmas (C7512). Two warpgroups as at 128: Q 20/24 KB + K,V 2 x 2 x 20/24 KB + O 20/24 KB.
+  if (head_dim <= 96) return {128, 128, 2, 32, 232, true, true};
   // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB + O 32 KB = 192 KB; S and O take 64 fp32 registers each
   // per thread.
   // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
   // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
   // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
   if (head_dim <= 128) return {128, 128, 2, 32, 232, true, true};
+  // hdim 192: as 256, 64-key blocks; Q 48 KB + K,V 2 x 2 x 24 KB + O 48 KB = 192 KB leaves room for
+  // a separate O buffer.
+  if (head_dim <= 192) return {128, 64, 2, 32, 232, false, true};
   // hdim 256: O alone takes 128 fp32 registers per thread. 128 x 64 measured 758 TFLOP/s at 16k
   // non-causal and 750 causal against 502 and 508 with 128 x 80 (FA3's tile); the scheduler barrier
   // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB leaves no room for a
   // separate O buffer: O is staged in Q's. 32/232 registers fit
   // without spills here (128 x 80 needed 240 and still spilled) and measured equal or faster than
-  // 24/240 (which spilled 20 bytes of the producer's coordinates).
-  return {128, 64, 2, 32, 232, false, false};
+  // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant spilled 24
+  // bytes at 232 and none at 32/240 (128 x (32 + 2 x 240) = 65536).
+  return general ? TilePlan{128, 64, 2, 32, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
 }
 
 enum class WarpGroupRole : int {
@@ -56,12 +69,13 @@ enum class NamedBarrierId : uint32_t {
   kWarpSchedulerWG0 = 1,   // consumer warpgroup w waits on kWarpSchedulerWG0 + w before its GEMMs
 };
 
-template <class Element_, int kHeadDim_>
+template <class Element_, int kHeadDim_, bool kGeneral_>
 struct FwdTraits {
   using Element = Element_;
   using ElementAccum = float;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr TilePlan kPlan = tile_plan(kHeadDim);
+  static constexpr bool kGeneral = kGeneral_;   // the general variant (see tile_plan)
+  static constexpr TilePlan kPlan = tile_plan(kHeadDim, kGeneral);
   static constexpr int kBlockM = kPlan.block_m;
   static constexpr int kBlockN = kPlan.block_n;
   static constexpr int kStages = kPlan.stages;

@@ -3,8 +3,8 @@
 
 namespace flash::detail {
 
-Status run_fwd_bf16_hdim128_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::bfloat16_t, 128>(args, stream);
+Status run_fwd_bf16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream) {
+  return sm90::launch_fwd<cutlass::bfloat16_t, 64, /*kGeneral=*/true>(args, stream);
 }
 
 }  // namespace flash::detail

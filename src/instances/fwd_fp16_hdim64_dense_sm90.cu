@@ -3,8 +3,8 @@
 
 namespace flash::detail {
 
-Status run_fwd_fp16_hdim128_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::half_t, 128>(args, stream);
+Status run_fwd_fp16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream) {
+  return sm90::launch_fwd<cutlass::half_t, 64, /*kGeneral=*/false>(args, stream);
 }
 
 }  // namespace flash::detail

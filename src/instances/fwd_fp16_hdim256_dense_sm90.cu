@@ -3,8 +3,8 @@
 
 namespace flash::detail {
 
-Status run_fwd_fp16_hdim64_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::half_t, 64>(args, stream);
+Status run_fwd_fp16_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream) {
+  return sm90::launch_fwd<cutlass::half_t, 256, /*kGeneral=*/false>(args, stream);
 }
 
 }  // namespace flash::detail
