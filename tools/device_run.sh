@@ -109,11 +109,9 @@ python_wheels_dir() {
   done
 }
 
-# COUNT of WORD ("passed", "failed", ...) in pytest's closing line, 0 when absent.
-pytest_count() {
-  local n
-  n=$(grep -oE "[0-9]+ $1" <<< "$2" | head -n 1 | awk '{print $1}')
-  echo "${n:-0}"
+# COUNT of WORD ("passed", "failed", ...) in pytest's closing lines, 0 when absent.
+pytest_count() {   # summed over the closing lines given
+  grep -oE "[0-9]+ $1" <<< "$2" | awk '{s += $1} END {print s + 0}'
 }
 
 stage_python() {
@@ -165,13 +163,20 @@ stage_python() {
   local pytest_log="$py_build_dir/pytest.log"   # its own copy, to count from
   mkdir -p "$py_build_dir"
   start=$SECONDS
-  (cd python/tests &&
-     PYTHONPATH="$py_site${PYTHONPATH:+:$PYTHONPATH}" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
-       "$py" -m pytest -q -rs -p no:cacheprovider .) 2>&1 | tee "$pytest_log" >> "$log"
-  rc=${PIPESTATUS[0]}
+  # One pytest process per file, the GPU tests first: a crash in one file cannot hide the other's
+  # results (-v names the test that was running).
+  : > "$pytest_log"
+  rc=0
+  local file
+  for file in test_gpu.py test_cpu.py; do
+    (cd python/tests &&
+       PYTHONPATH="$py_site${PYTHONPATH:+:$PYTHONPATH}" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
+         "$py" -m pytest -v -rs -p no:cacheprovider "$file") 2>&1 | tee -a "$pytest_log" >> "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  done
   local test_s=$((SECONDS - start))
   local closing passed skipped failed errors gpu_skipped gpu_reason
-  closing=$(grep -E '(passed|failed|skipped|error|no tests ran).* in [0-9.]+s' "$pytest_log" | tail -n 1)
+  closing=$(grep -E '(passed|failed|skipped|error|no tests ran).* in [0-9.]+s' "$pytest_log")
   passed=$(pytest_count passed "$closing")
   skipped=$(pytest_count skipped "$closing")
   failed=$(pytest_count failed "$closing")

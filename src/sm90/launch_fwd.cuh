@@ -40,7 +40,11 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
                                        std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
   }
-  bool const uneven = args.window_right >= 0 || args.cu_seqlens_q != nullptr || args.seqused_k != nullptr;
+  // Packed entries that each fit one query tile (the vision encoder's windows) cost about the same,
+  // so they keep the persistent grid, whose producer loads the next tile during this one; longer
+  // entries differ in cost like causal tiles.
+  bool const packed_long = args.cu_seqlens_q != nullptr && args.seqlen_q > Traits::kBlockM;
+  bool const uneven = args.window_right >= 0 || args.seqused_k != nullptr || packed_long;
   int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, uneven);
   kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();

@@ -40,8 +40,8 @@ struct StaticPersistentScheduler {
   // measured up to 40% slower than one CTA per tile, where the hardware hands the next tile to
   // whichever SM frees first. Causal launches therefore get one CTA per tile; the same loop then
   // runs once per CTA. So do other launches whose tiles differ in cost (`uneven`): a right window
-  // (the causal diagonal and its generalisation), a packed batch of unequal lengths, or
-  // seqused_k.
+  // (the causal diagonal and its generalisation), seqused_k, or a packed batch whose entries span
+  // several query tiles.
   static int grid_size(Params const& p, int num_sms, bool uneven) {
     return uneven || p.num_tiles < num_sms ? p.num_tiles : num_sms;
   }
