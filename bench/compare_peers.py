@@ -292,6 +292,9 @@ def plot(points, path):
         if p["grid"] not in PLOT_GRIDS:
             continue
         panels.setdefault((p["grid"], p["dtype"], p["head_dim"], p["causal"]), []).append(p)
+    if not panels:
+        print(f"compare_peers: no {'/'.join(PLOT_GRIDS)} points: no plot")
+        return False
     cols = 4
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)

@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -80,10 +81,20 @@ std::string supported_head_dims_text(DataType dtype) {
   return text;
 }
 
+// Messages are formatted with snprintf, not iostreams: on the H100 machine the Python extension
+// crashed (segfault) in exactly the calls whose messages were built with std::ostringstream (the
+// aliasing and softmax_scale rejections) and in none of the others.
 std::string hex(uintptr_t address) {
-  std::ostringstream out;
-  out << "0x" << std::hex << address;
-  return out.str();
+  char text[2 + 2 * sizeof(uintptr_t) + 1];
+  std::snprintf(text, sizeof(text), "0x%" PRIxPTR, address);
+  return text;
+}
+
+// A double as iostreams print it by default (%g: 6 significant digits; nan, inf).
+std::string num(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
 }
 
 // One [batch, seqlen, heads, head_dim] operand as the checks see it; with variable-length
@@ -176,10 +187,8 @@ double effective_scale(const FlashAttentionParams& p) {
 
 Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
   if (!std::isfinite(p.softmax_scale) || p.softmax_scale < 0.0f) {
-    std::ostringstream message;
-    message << "softmax_scale = " << p.softmax_scale
-            << " is not supported; it must be finite and >= 0 (0 means 1/sqrt(head_dim))";
-    return fail(kErrorInvalidScale, message.str());
+    return fail(kErrorInvalidScale, "softmax_scale = " + num(p.softmax_scale) +
+                                         " is not supported; it must be finite and >= 0 (0 means 1/sqrt(head_dim))");
   }
   const double scale = effective_scale(p);
   args->softmax_scale = static_cast<float>(scale);
@@ -191,9 +200,8 @@ Status resolve_scale(const FlashAttentionParams& p, FwdArgs* args) {
 // c * log2(e) before exp2, i.e. c * tanh(scale * s / c) in base e. Runs after resolve_scale.
 Status resolve_softcap(const FlashAttentionParams& p, FwdArgs* args) {
   if (!std::isfinite(p.softcap) || p.softcap < 0.0f) {
-    std::ostringstream message;
-    message << "softcap = " << p.softcap << " is not supported; it must be finite and >= 0 (0 turns the softcap off)";
-    return fail(kErrorInvalidSoftcap, message.str());
+    return fail(kErrorInvalidSoftcap, "softcap = " + num(p.softcap) +
+                                          " is not supported; it must be finite and >= 0 (0 turns the softcap off)");
   }
   if (p.softcap == 0.0f) {
     args->softcap_scale = 0.0f;
@@ -210,11 +218,10 @@ Status resolve_softcap(const FlashAttentionParams& p, FwdArgs* args) {
       {{"softmax_scale / softcap", softcap_scale}, {"softcap * log2(e)", scale_log2}}};
   for (const auto& [formula, value] : factors) {
     if (value < lowest || value > highest) {
-      std::ostringstream message;
-      message << "softcap = " << p.softcap << " is not supported: " << formula << " = " << value
-              << " is not a normal fp32 number; with this softmax_scale the softcap must lie in ["
-              << std::max(scale / highest, lowest / kLog2e) << ", " << std::min(scale / lowest, highest / kLog2e) << "]";
-      return fail(kErrorInvalidSoftcap, message.str());
+      return fail(kErrorInvalidSoftcap, "softcap = " + num(p.softcap) + " is not supported: " + formula + " = " +
+                                            num(value) + " is not a normal fp32 number; with this softmax_scale the softcap must lie in [" +
+                                            num(std::max(scale / highest, lowest / kLog2e)) + ", " +
+                                            num(std::min(scale / lowest, highest / kLog2e)) + "]");
     }
   }
   args->softcap_scale = static_cast<float>(softcap_scale);
