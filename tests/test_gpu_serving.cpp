@@ -758,6 +758,40 @@ std::vector<Case> combo_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Serving, ServingComboGpu, ::testing::ValuesIn(combo_cases()), param_name);
 
+// Every kernel instance runs at least once: each head dim with a kernel of its own, through the
+// general variant (packed, softcap, window) and the dense one (causal). The general d256 plan once
+// hung (a register plan larger than the CTA's pool) and no other test reached it.
+class EveryInstanceGpu : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EveryInstanceGpu, MatchesReference) {
+  SKIP_WITHOUT_SM90();
+  expect_matches_reference(GetParam(), run_case(GetParam(), 8086));
+}
+
+std::vector<Case> every_instance_cases() {
+  std::vector<Case> cases;
+  for (DataType dtype : {DataType::FP16, DataType::BF16}) {
+    for (int head_dim : {64, 80, 96, 128, 192, 256}) {
+      Case general = with_large_scores(varlen_case("general", dtype, head_dim, kShortQ, kShortK, 4, 2, true), 20.0f);
+      general.window_left = 40;
+      cases.push_back(general);
+      Case dense;
+      dense.tag = "dense";
+      dense.dtype = dtype;
+      dense.head_dim = head_dim;
+      dense.heads = 4;
+      dense.heads_k = 2;
+      dense.causal = true;
+      dense.lens_q = {333, 333};
+      dense.lens_k = {517, 517};
+      cases.push_back(dense);
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Serving, EveryInstanceGpu, ::testing::ValuesIn(every_instance_cases()), param_name);
+
 // ---------------------------------------------------------------------------------------------
 // Rejected serving arguments: the specific status code, a message, and nothing written.
 

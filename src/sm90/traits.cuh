@@ -53,9 +53,11 @@ constexpr TilePlan tile_plan(int head_dim, bool general) {
   // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB leaves no room for a
   // separate O buffer: O is staged in Q's. 32/232 registers fit
   // without spills here (128 x 80 needed 240 and still spilled) and measured equal or faster than
-  // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant spilled 24
-  // bytes at 232 and none at 32/240 (128 x (32 + 2 x 240) = 65536).
-  return general ? TilePlan{128, 64, 2, 32, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
+  // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant spills 24
+  // bytes of the consumers at 232; it takes 24/240, which spills 20 bytes of the producer's
+  // coordinates instead (off the tensor-core path). 32/240 compiled clean but hung on the H100:
+  // it asks for 65536 registers, more than the CTA's pool (see kLaunchRegisters).
+  return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
 }
 
 enum class WarpGroupRole : int {
@@ -87,7 +89,13 @@ struct FwdTraits {
   static constexpr int kProducerRegisters = kPlan.producer_registers;
   static constexpr int kConsumerRegisters = kPlan.consumer_registers;
   static constexpr bool kUseSchedulerBarrier = kPlan.scheduler_barrier;
-  static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <= 65536);
+  // setmaxnreg only moves registers within the CTA's pool, which is what it was launched with: the
+  // per-thread count the launch bounds allow (65536 / threads, in units of 8) for every thread. A
+  // plan asking for more makes the consumers' setmaxnreg.inc wait forever.
+  static constexpr int kLaunchRegisters = 65536 / kNumThreads / 8 * 8;
+  static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <=
+                    kLaunchRegisters * kNumThreads,
+                "register plan exceeds the CTA's register pool");
   static_assert(kBlockM % 64 == 0 && kNumMmaWarpGroups >= 2, "64 query rows per consumer warpgroup");
   static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "wgmma K steps are 16 elements");
 
