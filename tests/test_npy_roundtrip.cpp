@@ -24,6 +24,7 @@
 #include <cuda_runtime_api.h>
 
 #include "flash_api.h"
+#include "gpu_test_util.h"
 #include "host/host_tensor.h"
 #include "npy_io.h"
 
@@ -35,23 +36,6 @@ namespace {
 
 using flash::DataType;
 using flash::host::GuardedDeviceBuffer;
-
-std::string sm90_skip_reason() {
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    cudaGetLastError();
-    return std::string("no CUDA device (") + (err != cudaSuccess ? cudaGetErrorString(err) : "count 0") + ")";
-  }
-  int device = 0, major = 0, minor = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-  if (major != 9 || minor != 0) {
-    return "device is compute capability " + std::to_string(major) + "." + std::to_string(minor) + ", not SM90";
-  }
-  return "";
-}
 
 struct Case {
   DataType dtype;
@@ -94,8 +78,7 @@ std::string make_temp_dir() {
 class CliNpyRoundTrip : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CliNpyRoundTrip, CliOutputEqualsLibraryCallBitForBit) {
-  const std::string reason = sm90_skip_reason();
-  if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  SKIP_WITHOUT_SM90();
   const Case& c = GetParam();
   const size_t q_elems = size_t(c.batch) * c.seqlen_q * c.heads * c.head_dim;
   const size_t kv_elems = size_t(c.batch) * c.seqlen_k * c.heads_k * c.head_dim;

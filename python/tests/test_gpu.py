@@ -73,18 +73,9 @@ def empty_out(shape, dtype):
 
 
 # --- reference --------------------------------------------------------------------------------
-def reference(q, k, v, causal, scale):
-    """float64 attention; q [b, sq, h, d], k/v [b, sk, hk, d]. Returns out [b, sq, h, d], lse [b, h, sq]."""
-    b, sq, h, d = q.shape
-    sk, hk = k.shape[1], k.shape[2]
-    rep = h // hk
-    kk = np.repeat(k, rep, axis=2)
-    vv = np.repeat(v, rep, axis=2)
-    s = np.einsum("bqhd,bkhd->bhqk", q, kk) * scale
-    if causal:
-        i = np.arange(sq)[:, None]
-        j = np.arange(sk)[None, :]
-        s = np.where(j <= i + sk - sq, s, -np.inf)
+def softmax_attend(s, vv):
+    """Softmax over the last axis of masked scores s [b, h, q, k] (-inf: not seen), then P V.
+    Returns out [b, q, h, d] and lse [b, h, q]; a row that sees no key gets 0 and -inf."""
     m = s.max(axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     p = np.exp(s - m_safe)
@@ -95,8 +86,13 @@ def reference(q, k, v, causal, scale):
     return o, lse
 
 
+def reference(q, k, v, causal, scale):
+    """float64 attention; q [b, sq, h, d], k/v [b, sk, hk, d]. Returns out [b, sq, h, d], lse [b, h, sq]."""
+    return reference_local(q, k, v, scale, (-1, 0 if causal else -1), 0.0)
+
+
 def reference_local(q, k, v, scale, window, softcap):
-    """float64 attention of one sequence (batch 1) with a (left, right) window and a softcap."""
+    """float64 attention with a (left, right) window (-1: unbounded; causal is (-1, 0)) and a softcap."""
     sq, sk = q.shape[1], k.shape[1]
     rep = q.shape[2] // k.shape[2]
     kk, vv = np.repeat(k, rep, axis=2), np.repeat(v, rep, axis=2)
@@ -111,15 +107,7 @@ def reference_local(q, k, v, scale, window, softcap):
         visible &= j >= i - left
     if right >= 0:
         visible &= j <= i + right
-    s = np.where(visible, s, -np.inf)
-    m = s.max(axis=-1, keepdims=True)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    p = np.exp(s - m_safe)
-    l = p.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        o = np.einsum("bhqk,bkhd->bqhd", np.where(l > 0, p / l, 0.0), vv)
-        lse = np.where(l[..., 0] > 0, np.log(l[..., 0]) + m_safe[..., 0], -np.inf)
-    return o, lse
+    return softmax_attend(np.where(visible, s, -np.inf), vv)
 
 
 def rel_l2(x, ref):
