@@ -20,9 +20,6 @@ namespace {
 // windowed layers attend within windows of 4 x 4 groups.
 constexpr int kVitMergeSize = 2;
 constexpr int kVitWindowGroups = 4;
-// The first user's image: an 84 x 58 patch grid, one token per patch.
-constexpr int kQwenVitPatchRows = 84;
-constexpr int kQwenVitPatchCols = 58;
 
 std::vector<int> qwen_vit_windows() { return qwen_vit_window_lengths(kQwenVitPatchRows, kQwenVitPatchCols); }
 

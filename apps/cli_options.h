@@ -95,6 +95,10 @@ std::string usage_text(const std::string& program);
 // non-positive sizes.
 std::vector<int> qwen_vit_window_lengths(int patch_rows, int patch_cols);
 
+// The vision presets' image (and the benchmark's): an 84 x 58 patch grid, one token per patch.
+constexpr int kQwenVitPatchRows = 84;
+constexpr int kQwenVitPatchCols = 58;
+
 // Strict integer parsing shared with the benchmark's options: the whole string must be a base-10
 // integer in [min_value, max_value].
 bool parse_int_in_range(const std::string& text, int64_t min_value, int64_t max_value, int64_t* value);

@@ -103,13 +103,6 @@ bool load_inputs(CliOptions* options, LoadedInputs* loaded, std::string* shape_e
   return true;
 }
 
-// Offsets (cu_seqlens) of packed sequences of these lengths: 0, l0, l0 + l1, ...
-std::vector<int> offsets_of(const std::vector<int>& lengths) {
-  std::vector<int> offsets = {0};
-  for (const int length : lengths) offsets.push_back(offsets.back() + length);
-  return offsets;
-}
-
 // The problem the options describe; the same for the library (through ForwardRunner) and the
 // reference.
 flash::reference::Problem problem_of(const CliOptions& o) {
@@ -126,8 +119,8 @@ flash::reference::Problem problem_of(const CliOptions& o) {
   problem.window_right = o.window_right;
   problem.softcap = o.softcap;       // a float, as the library gets it
   if (o.varlen()) {
-    problem.cu_seqlens_q = offsets_of(o.varlen_q_lens);
-    problem.cu_seqlens_k = offsets_of(o.varlen_k_lens);
+    problem.cu_seqlens_q = flash::reference::cu_seqlens_of(o.varlen_q_lens);
+    problem.cu_seqlens_k = flash::reference::cu_seqlens_of(o.varlen_k_lens);
   }
   problem.seqused_k = o.seqused_k;
   return problem;

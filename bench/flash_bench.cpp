@@ -15,7 +15,6 @@
 #include <iostream>
 #include <iterator>
 #include <limits>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -75,8 +74,6 @@ constexpr std::initializer_list<DataType> kQwenDtypes = {DataType::BF16};
 // packed batch); its full layers over one 4,872-token sequence, run both packed (one entry: the
 // general kernel) and dense (batch 1). Issue 5: each at least 1.3x faster than cuDNN
 // (bench/compare_peers.py times cuDNN and FlashAttention-2 on these points).
-constexpr int kVitPatchRows = 84;
-constexpr int kVitPatchCols = 58;
 constexpr int kVitHeads = 16;
 constexpr int kVitHeadDim = 80;
 constexpr std::initializer_list<DataType> kVitDtypes = {DataType::BF16};
@@ -321,8 +318,7 @@ Problem dense_problem(int batch, int heads, int heads_k, int seqlen, int head_di
 Problem packed_problem(const std::vector<int>& lengths, int heads, int heads_k, int head_dim, bool causal) {
   const int longest = *std::max_element(lengths.begin(), lengths.end());
   Problem problem = dense_problem(static_cast<int>(lengths.size()), heads, heads_k, longest, head_dim, causal);
-  problem.cu_seqlens_q = {0};
-  std::partial_sum(lengths.begin(), lengths.end(), std::back_inserter(problem.cu_seqlens_q));
+  problem.cu_seqlens_q = flash::reference::cu_seqlens_of(lengths);
   problem.cu_seqlens_k = problem.cu_seqlens_q;
   return problem;
 }
@@ -363,8 +359,9 @@ std::vector<BenchPoint> make_points(const BenchOptions& o) {
     }
   }
   if (runs_grid(o, kGridVit)) {
-    const std::vector<int> windows = flash::cli::qwen_vit_window_lengths(kVitPatchRows, kVitPatchCols);
-    const int tokens = kVitPatchRows * kVitPatchCols;
+    const std::vector<int> windows =
+        flash::cli::qwen_vit_window_lengths(flash::cli::kQwenVitPatchRows, flash::cli::kQwenVitPatchCols);
+    const int tokens = flash::cli::kQwenVitPatchRows * flash::cli::kQwenVitPatchCols;
     for (const DataType dtype : dtypes_for(o, kVitDtypes)) {
       add(kGridVit, kCaseVitWindows, dtype, packed_problem(windows, kVitHeads, kVitHeads, kVitHeadDim, false));
       add(kGridVit, kCaseVitFullPacked, dtype, packed_problem({tokens}, kVitHeads, kVitHeads, kVitHeadDim, false));

@@ -112,6 +112,12 @@ void check_problem(const Problem& p) {
 
 bool is_varlen(const Problem& p) { return !p.cu_seqlens_q.empty(); }
 
+std::vector<int> cu_seqlens_of(const std::vector<int>& lengths) {
+  std::vector<int> offsets = {0};
+  for (const int length : lengths) offsets.push_back(offsets.back() + length);
+  return offsets;
+}
+
 int64_t total_q(const Problem& p) { return is_varlen(p) ? p.cu_seqlens_q.back() : int64_t{p.batch} * p.seqlen_q; }
 
 int64_t total_k(const Problem& p) { return is_varlen(p) ? p.cu_seqlens_k.back() : int64_t{p.batch} * p.seqlen_k; }

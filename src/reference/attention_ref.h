@@ -59,6 +59,10 @@ void check_problem(const Problem& problem);
 
 bool is_varlen(const Problem& problem);   // cu_seqlens_q/k given
 
+// Offsets (cu_seqlens) of sequences of these lengths packed along one token dimension: 0, l0,
+// l0 + l1, ...
+std::vector<int> cu_seqlens_of(const std::vector<int>& lengths);
+
 // Rows of the q/out tensor (batch * seqlen_q, or cu_seqlens_q.back()) and of the k/v tensor.
 int64_t total_q(const Problem& problem);
 int64_t total_k(const Problem& problem);
