@@ -73,12 +73,7 @@ struct EpilogueFwdSm90 {
   CUTE_DEVICE static void store(Params const& p, FragO& tOrO, float const (&o_scale)[kRows], float const (&lse)[kRows],
                                 SharedStorage& storage, int thread_idx, TileCoord tile, SeqLenInfo const& seq,
                                 int tensor_batch) {
-    Tensor o_rowcol = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
-    CUTE_UNROLL
-    for (int r = 0; r < kRows; ++r) {
-      CUTE_UNROLL
-      for (int c = 0; c < size<1>(o_rowcol); ++c) o_rowcol(r, c) *= o_scale[r];
-    }
+    scale_rows(tOrO, o_scale);
     Tensor tOrO_out = make_tensor<Element>(tOrO.layout());
     convert_fragment(tOrO, tOrO_out);
 

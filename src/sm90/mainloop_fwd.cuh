@@ -177,7 +177,6 @@ struct MainloopFwdSm90 {
     Tensor tScS = thr_qk.partition_C(make_identity_tensor(select<0, 1>(TileShapeQK{})));  // (row, col) of each score
     Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
     Tensor tOrP = make_tensor<Element>(acc_as_a_operand_layout(tSrS.layout()));
-    Tensor o_rowcol = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
     constexpr int kRows = decltype(size<0>(scores))::value;
     float o_scale[kRows];
 
@@ -231,11 +230,7 @@ struct MainloopFwdSm90 {
       warpgroup_fence_operand(tOrO);
       warpgroup_fence_operand(tOrP);
       pipeline_v.consumer_release(state_v);
-      CUTE_UNROLL
-      for (int r = 0; r < kRows; ++r) {
-        CUTE_UNROLL
-        for (int c = 0; c < size<1>(o_rowcol); ++c) o_rowcol(r, c) *= o_scale[r];
-      }
+      scale_rows(tOrO, o_scale);
       convert_fragment(tSrS, tOrP);
       state_v = state;
       ++state;

@@ -31,6 +31,19 @@ CUTE_HOST_DEVICE constexpr auto acc_as_a_operand_layout(Layout acc) {
                      coalesce(make_layout(get<2>(acc), get<0, 1>(groups))));
 }
 
+// Multiplies each row of an accumulator fragment (seen as (rows, cols), see rowcol_layout) by its
+// factor: the online softmax's rescale of O and the epilogue's 1 / row sum.
+template <class Engine, class Layout, int kRows>
+CUTE_DEVICE void scale_rows(Tensor<Engine, Layout>& acc, float const (&scale)[kRows]) {
+  Tensor rows = make_tensor(acc.data(), rowcol_layout(acc.layout()));
+  static_assert(decltype(size<0>(rows))::value == kRows);
+  CUTE_UNROLL
+  for (int r = 0; r < kRows; ++r) {
+    CUTE_UNROLL
+    for (int c = 0; c < size<1>(rows); ++c) rows(r, c) *= scale[r];
+  }
+}
+
 // Converts a register fragment element-wise with packed conversions. dst may view the registers
 // in another layout; both are walked in storage order.
 template <class EngineS, class LayoutS, class EngineD, class LayoutD>
