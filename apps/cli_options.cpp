@@ -36,12 +36,16 @@ struct Preset {
   // Variable-length presets: the sequence lengths (the same for queries and keys); batch and
   // seqlen above are then unused. Null for a dense batch.
   std::vector<int> (*varlen_lens)() = nullptr;
+  int seqlen_q = 0;   // > 0: the query length (decode), seqlen then being the cache's; 0: seqlen
 };
 
 constexpr Preset kPresets[] = {
     {kDefaultPreset, "the seed example", 1, 512, 16, 16, 128, DataType::FP16, false},
     // One prefill sequence of the first user's language model (GQA 8:1).
     {"qwen2.5-vl-3b-llm-prefill", "Qwen2.5-VL-3B language-model prefill", 1, 4096, 16, 2, 128, DataType::BF16, true},
+    // One decode step of it: a new token against a 16k-token KV cache (--seqlen-k sets the cache).
+    {"qwen2.5-vl-3b-llm-decode", "Qwen2.5-VL-3B language-model decode", 1, 16384, 16, 2, 128, DataType::BF16, false,
+     nullptr, 1},
     // The vision encoder's windowed layers: one sequence per window.
     {"qwen2.5-vl-3b-vit-window", "Qwen2.5-VL-3B vision encoder, windowed layers (84 x 58 patches)", 0, 0, 16, 16, 80,
      DataType::BF16, false, qwen_vit_windows},
@@ -60,7 +64,7 @@ const Preset* find_preset(const std::string& name) {
 void apply_preset(const Preset& preset, CliOptions* options) {
   options->preset = preset.name;
   options->batch = preset.batch;
-  options->seqlen_q = preset.seqlen;
+  options->seqlen_q = preset.seqlen_q > 0 ? preset.seqlen_q : preset.seqlen;
   options->seqlen_k = preset.seqlen;
   options->heads = preset.heads;
   options->heads_k = preset.heads_k;
@@ -269,6 +273,15 @@ const Flag kFlags[] = {
      [](const std::string& flag, const std::string& value, ParseState* state) {
        return set_int_list(flag, value, &state->options.seqused_k);
      }},
+    {"--page-size", "N", "paged KV cache: keys per page, a multiple of 16 (pages shuffled; default 0: contiguous)",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, 0, &state->options.page_size);
+     }},
+    {"--num-splits", "N", "split-KV: 0 automatic (default), 1 never, N forced (up to 256); the workspace is sized "
+                          "by flash_attention_workspace_size",
+     [](const std::string& flag, const std::string& value, ParseState* state) {
+       return set_int(flag, value, 0, &state->options.num_splits);
+     }},
     {"--lse", nullptr, "also return the log-sum-exp per row and check it",
      [](const std::string&, const std::string&, ParseState* state) -> std::string {
        state->options.lse = true;
@@ -410,6 +423,10 @@ std::string check_masks(const ParseState& state) {
   if (!o.seqused_k.empty() && !o.loads_inputs() && static_cast<int>(o.seqused_k.size()) != o.batch) {
     return "--seqused-k '" + list_text(o.seqused_k) + "' has " + count_text(o.seqused_k.size(), "entry", "entries") +
            " but the batch has " + std::to_string(o.batch) + ": one per batch entry";
+  }
+  if (o.page_size > 0 && o.varlen()) {
+    return "--page-size " + std::to_string(o.page_size) + " cannot be combined with variable-length sequences (" +
+           varlen_source(state) + "): a paged cache takes a dense batch (use --seqused-k for per-entry lengths)";
   }
   if (o.causal && o.window_right > 0) {
     return "--window-right " + std::to_string(o.window_right) + " conflicts with the causal mask (--causal or the " +
@@ -611,6 +628,8 @@ std::string usage_text(const std::string& program) {
       out << lengths.size() << " variable-length sequences (up to "
           << *std::max_element(lengths.begin(), lengths.end()) << " tokens, " << checked_total(lengths)
           << " in all)";
+    } else if (p.seqlen_q > 0) {
+      out << "batch " << p.batch << ", seqlen-q " << p.seqlen_q << ", seqlen-k " << p.seqlen;
     } else {
       out << "batch " << p.batch << ", seqlen " << p.seqlen;
     }

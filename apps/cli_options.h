@@ -49,6 +49,8 @@ struct CliOptions {
   std::vector<int> varlen_q_lens;   // per-sequence lengths (both or neither); empty: dense batch
   std::vector<int> varlen_k_lens;
   std::vector<int> seqused_k;       // keys used per batch entry; empty: all
+  int page_size = 0;       // > 0: the KV cache is paged, this many keys per page (shuffled pages)
+  int num_splits = 0;      // FlashAttentionParams::num_splits (0: automatic, with a workspace)
   bool lse = false;        // also return the LSE and check it
   bool check = true;       // compare against the CPU double reference
   int iters = kDefaultIters;     // timed launches

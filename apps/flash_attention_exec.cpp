@@ -39,6 +39,7 @@ constexpr int kSampledRandomRows = 256;
 constexpr int kFirstAndLastRows = 2;
 constexpr double kMsPerSecond = 1e3;
 constexpr double kFlopsPerTflop = 1e12;
+constexpr double kBytesPerTb = 1e12;
 
 enum class CheckMode { kOff, kAllRows, kSampledRows };
 
@@ -62,6 +63,9 @@ struct Report {
   int copies = 0;
   double ms = 0.0;
   double tflops = 0.0;
+  double kv_tbps = 0.0;             // K and V bytes the entries attend to, over the time
+  bool split = false;               // the run split the keys (wrote the workspace)
+  size_t workspace_bytes = 0;       // what flash_attention_workspace_size asked for
   bool timed = false;
 
   bool passed() const {
@@ -168,7 +172,12 @@ void print_report(const CliOptions& o, const Report& r) {
               o.lse ? "yes" : "no", o.preset.c_str());
   std::printf("mask     window left %d right %d (-1: no limit)  softcap %s\n", o.window_left, o.window_right,
               o.softcap == 0.0f ? "off" : std::to_string(o.softcap).c_str());
+  std::printf("layout   kv cache %s  num_splits %d (0: automatic)\n",
+              o.page_size > 0 ? ("paged, " + std::to_string(o.page_size) + " keys per page").c_str() : "contiguous",
+              o.num_splits);
   if (!r.ran) return;
+  std::printf("split    %s (workspace %zu bytes)\n", r.split ? "yes: keys split, merged by the combine kernel" : "no",
+              r.workspace_bytes);
   std::printf("written  %s (non-finite outputs %lld, NaN LSE %lld, guard bytes %s)\n",
               r.written.ok() ? "ok" : "FAILED", static_cast<long long>(r.written.out_nonfinite),
               static_cast<long long>(r.written.lse_nan), r.written.guards_intact ? "intact" : "CHANGED");
@@ -186,7 +195,7 @@ void print_report(const CliOptions& o, const Report& r) {
   if (r.timed) {
     std::printf("time     median %.4f ms of %d launches (%d warm-up, %d input copies)\n", r.ms, o.iters, o.warmup,
                 r.copies);
-    std::printf("speed    %.1f TFLOP/s\n", r.tflops);
+    std::printf("speed    %.1f TFLOP/s, %.3f TB/s of K and V\n", r.tflops, r.kv_tbps);
   }
 }
 
@@ -226,6 +235,10 @@ std::string report_json(const CliOptions& o, const Report& r) {
   } else {
     json.raw("seqused_k", flash::apps::json_int_array(o.seqused_k));
   }
+  json.integer("page_size", o.page_size)
+      .integer("num_splits", o.num_splits)
+      .boolean("split", r.split)
+      .integer("workspace_bytes", static_cast<int64_t>(r.workspace_bytes));
   json.boolean("lse", o.lse)
       .integer("seed", static_cast<int64_t>(o.seed))
       .string("inputs", o.loads_inputs() ? "npy" : "random")
@@ -246,9 +259,9 @@ std::string report_json(const CliOptions& o, const Report& r) {
   }
   json.integer("iters", o.iters).integer("warmup", o.warmup).integer("input_copies", r.copies);
   if (r.timed) {
-    json.number("ms", r.ms).number("tflops", r.tflops);
+    json.number("ms", r.ms).number("tflops", r.tflops).number("kv_tbps", r.kv_tbps);
   } else {
-    json.null("ms").null("tflops");
+    json.null("ms").null("tflops").null("kv_tbps");
   }
   json.boolean("passed", r.passed());
   return json.str();
@@ -288,15 +301,21 @@ void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::Dev
 
   report->copies = flash::apps::rotation_copies(flash::apps::input_bytes(problem, o.dtype), device.l2_bytes,
                                                 o.warmup + o.iters);
+  flash::apps::RunLayout layout;
+  layout.page_size = o.page_size;
+  layout.page_seed = o.seed + 3;
+  layout.num_splits = o.num_splits;
   flash::apps::ForwardRunner runner(problem, o.dtype, o.lse, q_bits.data(), k_bits.data(), v_bits.data(),
-                                    report->copies);
+                                    report->copies, layout);
   const cudaStream_t stream = nullptr;
+  report->workspace_bytes = runner.workspace_bytes();
   report->status = runner.run_once(stream);
   if (report->status != flash::kSuccess) {
     report->error = flash::last_error_message();
     return;
   }
   report->ran = true;
+  report->split = runner.last_run_split();
   std::vector<uint16_t> out;
   std::vector<float> lse;
   report->written = runner.read_outputs(&out, &lse);
@@ -334,6 +353,7 @@ void run(const CliOptions& o, const LoadedInputs& loaded, const flash::apps::Dev
   }
   report->timed = true;
   report->tflops = flash::apps::attention_flops(problem) / (report->ms / kMsPerSecond) / kFlopsPerTflop;
+  report->kv_tbps = flash::apps::kv_bytes_read(problem, o.dtype) / (report->ms / kMsPerSecond) / kBytesPerTb;
   // The timed launches wrote the same outputs again: they must still stay inside them.
   report->written.guards_intact = report->written.guards_intact && runner.guards_intact();
 }

@@ -1,8 +1,10 @@
 #include "forward_runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace flash::apps {
@@ -60,6 +62,35 @@ host::GuardedDeviceBuffer upload_copies(DataType dtype, const uint16_t* bits, si
   // A device-to-device cudaMemcpy may return before it finishes.
   host::cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize after the input upload");
   return buffer;
+}
+
+// The paged layout of the problem's cache (none without a page size).
+host::PagedLayout paged_layout_of(const reference::Problem& problem, const RunLayout& layout) {
+  if (layout.page_size <= 0) return {};
+  if (reference::is_varlen(problem)) {
+    throw std::invalid_argument("ForwardRunner: a paged KV cache takes a dense batch, not cu_seqlens");
+  }
+  return host::make_paged_layout(problem.batch, problem.seqlen_k, layout.page_size, /*spare_pages=*/0, layout.page_seed);
+}
+
+// Elements of k (and v) as uploaded: the problem's layout, or its pages.
+size_t kv_storage_elements(const reference::Problem& problem, const host::PagedLayout& pages) {
+  if (pages.page_size == 0) return static_cast<size_t>(reference::kv_elements(problem));
+  return static_cast<size_t>(pages.num_pages) * pages.page_size * problem.num_heads_k * problem.head_dim;
+}
+
+std::vector<uint16_t> kv_storage(const reference::Problem& problem, const host::PagedLayout& pages,
+                                 const uint16_t* bits) {
+  const std::vector<uint16_t> dense(bits, bits + reference::kv_elements(problem));
+  if (pages.page_size == 0) return dense;
+  return host::scatter_pages(pages, dense, problem.batch, problem.seqlen_k,
+                             int64_t{problem.num_heads_k} * problem.head_dim, 0);
+}
+
+// Holds the stream while the host queues the timed launches, so that they run back to back and
+// the events time the GPU, not the host's per-call work (which matters for decode-sized calls).
+void CUDART_CB hold_stream(void* milliseconds) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(*static_cast<const int*>(milliseconds)));
 }
 
 int checked_copies(int copies) {
@@ -147,23 +178,39 @@ double attention_flops(const reference::Problem& p) {
   return flops;
 }
 
+double kv_bytes_read(const reference::Problem& p, DataType dtype) {
+  double keys = 0.0;
+  for (int b = 0; b < p.batch; ++b) keys += reference::seqlen_of_k(p, b);
+  return 2.0 * keys * p.num_heads_k * p.head_dim * static_cast<double>(host::element_bytes(dtype));
+}
+
 ForwardRunner::ForwardRunner(const reference::Problem& problem, DataType dtype, bool with_lse, const uint16_t* q,
-                             const uint16_t* k, const uint16_t* v, int copies)
+                             const uint16_t* k, const uint16_t* v, int copies, const RunLayout& layout)
     : problem_(problem),
       dtype_(dtype),
+      layout_(layout),
+      pages_(paged_layout_of(problem, layout)),
       copies_(checked_copies(copies)),
       q_bytes_(apps::q_elements(problem) * host::element_bytes(dtype)),
-      kv_bytes_(apps::kv_elements(problem) * host::element_bytes(dtype)),
+      kv_bytes_(kv_storage_elements(problem, pages_) * host::element_bytes(dtype)),
       q_stride_(round_up(q_bytes_, kCopyAlignment)),
       kv_stride_(round_up(kv_bytes_, kCopyAlignment)),
       q_(upload_copies(dtype, q, apps::q_elements(problem), q_stride_, copies_)),
-      k_(upload_copies(dtype, k, apps::kv_elements(problem), kv_stride_, copies_)),
-      v_(upload_copies(dtype, v, apps::kv_elements(problem), kv_stride_, copies_)),
+      k_(upload_copies(dtype, kv_storage(problem, pages_, k).data(), kv_storage_elements(problem, pages_), kv_stride_,
+                       copies_)),
+      v_(upload_copies(dtype, kv_storage(problem, pages_, v).data(), kv_storage_elements(problem, pages_), kv_stride_,
+                       copies_)),
       out_(apps::q_elements(problem) * host::element_bytes(host::output_dtype(dtype))),
       cu_seqlens_q_(upload_ints(problem.cu_seqlens_q)),
       cu_seqlens_k_(upload_ints(problem.cu_seqlens_k)),
-      seqused_k_(upload_ints(problem.seqused_k)) {
+      seqused_k_(upload_ints(problem.seqused_k)),
+      page_table_(upload_ints(std::vector<int>(pages_.page_table.begin(), pages_.page_table.end()))) {
   if (with_lse) lse_.emplace(static_cast<size_t>(reference::lse_elements(problem)) * sizeof(float));
+  // The workspace the library asks for; a rejected query leaves none, and the launch then reports
+  // the same rejection.
+  if (flash_attention_workspace_size(params_for_copy(0), &workspace_bytes_) == kSuccess && workspace_bytes_ > 0) {
+    workspace_.emplace(workspace_bytes_);
+  }
 }
 
 FlashAttentionParams ForwardRunner::params_for_copy(int copy) {
@@ -194,12 +241,31 @@ FlashAttentionParams ForwardRunner::params_for_copy(int copy) {
     params.total_k = static_cast<int>(reference::total_k(problem_));
   }
   params.seqused_k = int_pointer(seqused_k_);
+  if (page_table_) {
+    params.page_table = int_pointer(page_table_);
+    params.page_table_stride = pages_.pages_per_entry;
+    params.page_size = pages_.page_size;
+    params.num_pages = pages_.num_pages;
+  }
+  params.num_splits = layout_.num_splits;
+  if (workspace_) {
+    params.workspace = workspace_->data();
+    params.workspace_bytes = workspace_->bytes();
+  }
   return params;
+}
+
+bool ForwardRunner::last_run_split() const {
+  if (!workspace_) return false;
+  std::vector<uint8_t> bytes(workspace_->bytes());
+  workspace_->copy_to_host(bytes.data(), bytes.size());
+  return std::any_of(bytes.begin(), bytes.end(), [](uint8_t byte) { return byte != host::kPoisonNaN; });
 }
 
 int ForwardRunner::run_once(cudaStream_t stream) {
   out_.poison(host::kPoisonNaN);
   if (lse_) lse_->poison(host::kPoisonNaN);
+  if (workspace_) workspace_->poison(host::kPoisonNaN);
   const int status = flash_attention_forward(params_for_copy(0), stream);
   if (status != kSuccess) return status;
   // Kernel faults surface here, as a CUDA error rather than a library status.
@@ -227,7 +293,7 @@ WriteCheck ForwardRunner::read_outputs(std::vector<uint16_t>* out, std::vector<f
 }
 
 bool ForwardRunner::guards_intact() const {
-  for (const auto* buffer : {&lse_, &cu_seqlens_q_, &cu_seqlens_k_, &seqused_k_}) {
+  for (const auto* buffer : {&lse_, &cu_seqlens_q_, &cu_seqlens_k_, &seqused_k_, &page_table_, &workspace_}) {
     if (*buffer && !(*buffer)->guards_intact()) return false;
   }
   return q_.guards_intact() && k_.guards_intact() && v_.guards_intact() && out_.guards_intact();
@@ -240,8 +306,12 @@ int ForwardRunner::time(int warmup, int iters, cudaStream_t stream, double* medi
   }
   std::vector<CudaEvent> starts(iters);
   std::vector<CudaEvent> stops(iters);
-  // Everything is enqueued before waiting, so each launch queues behind the previous one and the
+  // Everything is enqueued behind a host callback that holds the stream (a generous 0.5 ms per
+  // launch, at least 20 ms) before waiting, so each launch queues behind the previous one and the
   // events measure the kernels, not the host's launch latency.
+  constexpr int kMinHoldMs = 20;
+  hold_ms_ = std::max(kMinHoldMs, (warmup + iters) / 2);
+  host::cuda_check(cudaLaunchHostFunc(stream, hold_stream, &hold_ms_), "cudaLaunchHostFunc (hold the stream)");
   for (int i = 0; i < warmup + iters; ++i) {
     const int timed = i - warmup;
     if (timed >= 0) host::cuda_check(cudaEventRecord(starts[timed].get(), stream), "cudaEventRecord");

@@ -14,6 +14,7 @@
 
 #include "flash_api.h"
 #include "host/host_tensor.h"
+#include "host/paged_kv.h"
 #include "reference/attention_ref.h"
 
 namespace flash::apps {
@@ -48,6 +49,10 @@ size_t input_bytes(const reference::Problem& problem, DataType dtype);
 // (query, key) pair per head.
 double attention_flops(const reference::Problem& problem);
 
+// Bytes of K and V the batch entries attend to (each entry's keys after seqused_k, both tensors):
+// the floor of what a decode step must read.
+double kv_bytes_read(const reference::Problem& problem, DataType dtype);
+
 // What a run left in its outputs: unwritten (still NaN-poisoned) elements and guard bytes.
 struct WriteCheck {
   int64_t out_nonfinite = 0;   // NaN or inf in out: never written, or overflowed
@@ -56,15 +61,26 @@ struct WriteCheck {
   bool ok() const { return out_nonfinite == 0 && lse_nan == 0 && guards_intact; }
 };
 
+// How the runner hands the problem to the library beyond its shape: a paged KV cache and the
+// split-KV choice.
+struct RunLayout {
+  int page_size = 0;        // > 0: k and v go to shuffled pages of this many keys (dense batches only)
+  uint64_t page_seed = 1;   // of the page shuffle
+  int num_splits = 0;       // FlashAttentionParams::num_splits; a workspace of the size the library
+                            // asks for is always passed, so 0 lets it choose
+};
+
 class ForwardRunner {
  public:
   // q, k, v: host elements of `dtype` in the problem's layout (contiguous [batch, seqlen, heads,
-  // head_dim], or packed [total, heads, head_dim] with variable lengths), uploaded `copies` times.
-  // The problem's cu_seqlens and seqused_k go to device int32 arrays of their own (once); its
-  // window and softcap are passed on. The library gets softmax_scale and softcap as float, so they
-  // should be float values for the reference to see the same ones.
+  // head_dim], or packed [total, heads, head_dim] with variable lengths), uploaded `copies` times
+  // (k and v in pages when layout.page_size > 0). The problem's cu_seqlens and seqused_k go to
+  // device int32 arrays of their own (once); its window and softcap are passed on. The library gets
+  // softmax_scale and softcap as float, so they should be float values for the reference to see
+  // the same ones. Throws std::runtime_error also when the library rejects the call's workspace
+  // query (its message included).
   ForwardRunner(const reference::Problem& problem, DataType dtype, bool with_lse, const uint16_t* q,
-                const uint16_t* k, const uint16_t* v, int copies);
+                const uint16_t* k, const uint16_t* v, int copies, const RunLayout& layout = {});
 
   // Poisons the outputs (NaN) and runs once on the first copy; waits. Returns the library status.
   int run_once(cudaStream_t stream);
@@ -78,12 +94,17 @@ class ForwardRunner {
   // True when no byte past any buffer (inputs included) has changed.
   bool guards_intact() const;
   int copies() const { return copies_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  // Whether the last launch split the keys (it wrote the NaN-poisoned workspace); run_once only.
+  bool last_run_split() const;
 
  private:
   FlashAttentionParams params_for_copy(int copy);
 
   reference::Problem problem_;
   DataType dtype_;
+  RunLayout layout_;
+  host::PagedLayout pages_;   // page_size > 0
   int copies_;
   size_t q_bytes_;
   size_t kv_bytes_;
@@ -98,6 +119,10 @@ class ForwardRunner {
   std::optional<host::GuardedDeviceBuffer> cu_seqlens_q_;
   std::optional<host::GuardedDeviceBuffer> cu_seqlens_k_;
   std::optional<host::GuardedDeviceBuffer> seqused_k_;
+  std::optional<host::GuardedDeviceBuffer> page_table_;
+  size_t workspace_bytes_ = 0;
+  int hold_ms_ = 0;   // how long time() holds the stream while it queues the launches (read by a callback)
+  std::optional<host::GuardedDeviceBuffer> workspace_;   // only when the call splits
 };
 
 }  // namespace flash::apps

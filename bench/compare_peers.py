@@ -16,9 +16,13 @@ Grids: fa3paper and qwen points are dense and run as they are. vit points (Qwen2
 encoder): the packed batch of 88 windows runs on the peers as the padded batch of 88 x 64 tokens
 (the longest window), FLOPs counted on the real windows only, as the serving anchors count
 *_real_TFLOPs; the full layer (packed with one entry, and dense) runs as one 4,872-token sequence,
-measured once for both. varlen and window points get no peer timing: issue 5 compares them with
-our own dense kernel (flash_bench's derived figures), and SDPA's cuDNN/FA2 backends take no
-cu_seqlens or sliding window. The plot shows the fa3paper and qwen sweeps only.
+measured once for both. decode points (one query against a KV cache) run as they are, GQA through
+enable_gqa, and add K/V bandwidth (the bytes of K and V over the time) beside the serving anchors'
+cuDNN figures. varlen, window and paged points get no peer timing: issue 5 compares them with our
+own kernel (flash_bench's derived figures), and SDPA's cuDNN/FA2 backends take no cu_seqlens,
+sliding window or page table. The plot shows the fa3paper and qwen sweeps only.
+Timed launches queue behind a spin kernel (torch.cuda._sleep) so that they run back to back and
+the events time the GPU, not Python's per-call overhead, as flash_bench holds its stream.
 Without PyTorch or a GPU the script still merges the anchors and draws the plot. PyTorch is used
 only here, never by the library, the CLI or the tests.
 """
@@ -39,7 +43,13 @@ PLOT_GRIDS = ("fa3paper", "qwen")   # sweeps over seqlen; the serving grids have
 PEERLESS_GRIDS = {
     "varlen": "compared with our dense kernel (flash_bench's derived figures); SDPA's cuDNN/FA2 take no cu_seqlens",
     "window": "compared with our full causal time (flash_bench's derived figures); SDPA's cuDNN/FA2 take no window",
+    "paged": "compared with our contiguous layout (flash_bench's derived figures); SDPA takes no page table",
 }
+DECODE_GRID = "decode"
+DECODE_TARGET_TBPS = 2.5            # issue 5: wherever the K/V read is >= 64 MB
+DECODE_TARGET_MIN_BYTES = 64e6
+DECODE_B1_16K_FACTOR = 2.0          # issue 5: batch 1 x 16k at least twice cuDNN's bandwidth
+HOLD_CYCLES = 200_000_000           # the spin kernel the timed launches queue behind (~0.1 s)
 VIT_GRID = "vit"
 VIT_TARGET_SPEEDUP = 1.3            # issue 5: ours at least 1.3x faster than cuDNN on both vit layers
 SERVING_ANCHORS_NAME = "h100_serving_peers.json"
@@ -74,11 +84,15 @@ def load_anchors(path):
 
 
 def load_serving_anchors(path):
-    """The vit rows of shared/anchors/h100_serving_peers.json, by layer name."""
+    """shared/anchors/h100_serving_peers.json: its vit rows by layer name and its decode rows by
+    (batch, cache)."""
     if not path:
         return {}
     with open(path) as f:
-        return {row["layer"]: row for row in json.load(f).get("vit", [])}
+        data = json.load(f)
+    anchors = {row["layer"]: row for row in data.get("vit", [])}
+    anchors.update({("decode", row["b"], row["cache"]): row for row in data.get("decode", [])})
+    return anchors
 
 
 def serving_anchors_path(args):
@@ -163,6 +177,7 @@ class PeerTimer:
         torch = self.torch
         for i in range(self.warmup):
             self.attention(backend, *inputs[i % len(inputs)], causal)
+        torch.cuda._sleep(HOLD_CYCLES)
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(self.iters)]
         stops = [torch.cuda.Event(enable_timing=True) for _ in range(self.iters)]
         for i in range(self.iters):
@@ -260,6 +275,51 @@ def add_vit_figures(p, serving_anchors):
         p["speedup_cudnn_anchor"] = speedup(p.get("ms"), anchor["cudnn_us"] * 1e-3 if anchor.get("cudnn_us") else None)
     p["target_speedup_cudnn"] = VIT_TARGET_SPEEDUP
     p["target_met"] = p["speedup_cudnn"] >= VIT_TARGET_SPEEDUP if p["speedup_cudnn"] else None
+
+
+def kv_bytes(p):
+    """Bytes of K and V a dense point reads: 2 tensors of batch x seqlen_k x heads_k x head_dim."""
+    element = 1 if p["dtype"] == "e4m3" else 2
+    return 2.0 * p["batch"] * p["seqlen_k"] * p["heads_k"] * p["head_dim"] * element
+
+
+def add_decode_figures(p, serving_anchors):
+    """Issue 5's decode figures: K/V bandwidth of ours and the peers, and the anchors' cuDNN."""
+    bytes_read = kv_bytes(p)
+    for who, key in (("ours", "ms"), ("cudnn", "cudnn_ms"), ("flash2", "flash2_ms")):
+        p[f"{who}_kv_tbps"] = bytes_read / (p[key] * 1e-3) / 1e12 if p.get(key) else None
+    p["speedup_cudnn"] = speedup(p.get("ms"), p.get("cudnn_ms"))
+    anchor = serving_anchors.get(("decode", p["batch"], p["seqlen_k"]))
+    if anchor:
+        p["cudnn_anchor_tbps"] = anchor.get("cudnn_TBps")
+        p["flash2_anchor_tbps"] = anchor.get("flash2_TBps")
+    targets = {"faster_than_cudnn": p["speedup_cudnn"] > 1.0 if p["speedup_cudnn"] else None}
+    if bytes_read >= DECODE_TARGET_MIN_BYTES:
+        targets["tbps_at_least_2.5"] = p["ours_kv_tbps"] >= DECODE_TARGET_TBPS if p["ours_kv_tbps"] else None
+    if p["batch"] == 1 and p["seqlen_k"] == 16384 and p.get("case") == "decode":
+        cudnn = p.get("cudnn_kv_tbps")
+        targets["twice_cudnn_tbps"] = p["ours_kv_tbps"] >= DECODE_B1_16K_FACTOR * cudnn if cudnn and p["ours_kv_tbps"] else None
+    p["decode_targets"] = targets
+
+
+def print_decode(points):
+    decode = [p for p in points if p["grid"] == DECODE_GRID]
+    if not decode:
+        return
+    print(f"\ndecode: Qwen2.5-VL-3B heads (16/2, d 128), one query; TB/s = K and V bytes / time; issue 5: faster than "
+          f"cuDNN in this run, >= {DECODE_TARGET_TBPS} TB/s where K/V >= 64 MB, b 1 x 16k >= 2x cuDNN's TB/s "
+          "(cudnn*: the serving anchors, another GPU)")
+    print(f"{'case':15} {'b':>3} {'cache':>7} {'split':5} {'ours_us':>8} {'cudnn_us':>8} {'fa2_us':>8} {'ours':>6} "
+          f"{'cudnn':>6} {'fa2':>6} {'cudnn*':>6} {'x_cudnn':>7}  targets")
+    for p in decode:
+        us = {key: p[key] * 1e3 if p.get(key) else None for key in ("ms", "cudnn_ms", "flash2_ms")}
+        targets = ", ".join(f"{name} {'met' if met else 'MISSED' if met is False else 'n/a'}"
+                            for name, met in p.get("decode_targets", {}).items())
+        print(f"{p.get('case', '-'):15} {p['batch']:>3} {p['seqlen_k']:>7} {'yes' if p.get('split') else 'no':5} "
+              f"{fmt(us['ms'], '8.1f')} {fmt(us['cudnn_ms'], '8.1f')} {fmt(us['flash2_ms'], '8.1f')} "
+              f"{fmt(p.get('ours_kv_tbps'), '6.3f')} {fmt(p.get('cudnn_kv_tbps'), '6.3f')} "
+              f"{fmt(p.get('flash2_kv_tbps'), '6.3f')} {fmt(p.get('cudnn_anchor_tbps'), '6.3f')} "
+              f"{fmt(p.get('speedup_cudnn'), '7.2f')}  {targets}")
 
 
 def print_vit(points):
@@ -370,6 +430,8 @@ def main():
         p["ratio_best"] = ratio(p.get("tflops"), best)
         if p["grid"] == VIT_GRID:
             add_vit_figures(p, serving_anchors)
+        if p["grid"] == DECODE_GRID:
+            add_decode_figures(p, serving_anchors)
         points.append(p)
 
     merged = {key: value for key, value in bench.items() if key != "points"}
@@ -384,6 +446,7 @@ def main():
     for grid, why in skipped.items():
         print(f"compare_peers: {grid} points: peers not timed ({why})")
     print_vit(points)
+    print_decode(points)
     png = args.png or (args.out.rsplit(".", 1)[0] + ".png")
     if plot(points, png):
         print(f"compare_peers: wrote {args.out} and {png}")

@@ -48,6 +48,7 @@ constexpr int kDefaultCheckRows = 64;
 constexpr uint64_t kDefaultSeed = 1;
 constexpr double kMsPerSecond = 1e3;
 constexpr double kFlopsPerTflop = 1e12;
+constexpr double kBytesPerTb = 1e12;
 constexpr int kCudaVersionMajorScale = 1000;   // cudaRuntimeGetVersion gives 1000*major + 10*minor
 constexpr int kCudaVersionMinorScale = 10;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -99,13 +100,44 @@ constexpr int kWindowSeqlen = 16384;
 constexpr int kWindowSize = 1024;
 constexpr std::initializer_list<DataType> kWindowDtypes = {DataType::BF16};
 
+// Decode on the language model's heads: one query per entry against a dense KV cache, batch 1..64,
+// cache 4k..128k (the points of shared/anchors/h100_serving_peers.json), the split count chosen by
+// the library (a workspace is passed); plus batches 1 and 8 at 16k unsplit, which show what the
+// split buys. Issue 5: faster than cuDNN everywhere; >= 2.5 TB/s of K and V read where that read is
+// >= 64 MB; at batch 1 x 16k at least twice cuDNN's bandwidth. Every entry holds the same K/V
+// (entry 0's, repeated on upload: random data for 2 GB caches would take minutes to generate);
+// the query rows differ, and the sampled check covers entry 0 (the GPU tests cover the rest).
+constexpr int kDecodeBatches[] = {1, 8, 32, 64};
+constexpr int kDecodeCaches[] = {4096, 16384, 65536, 131072};
+constexpr int64_t kDecodeMaxKeys = int64_t{32} * 131072;   // b 64 x 128k (8.6 GB) is left out, as in the anchors
+constexpr int kDecodeUnsplitCache = 16384;
+constexpr int kDecodeUnsplitBatches[] = {1, 8};
+constexpr double kDecodeTargetTbps = 2.5;
+constexpr double kDecodeTargetMinBytes = 64e6;
+constexpr std::initializer_list<DataType> kDecodeDtypes = {DataType::BF16};
+
+// Paged KV caches against the contiguous layout, same shapes: decode (batch 8, 16k cache) and
+// causal prefill (batch 4 x 4096) with pages of 16, 64 and 256 keys. Issue 5: within 5% of the
+// contiguous time at page size >= 64, within 15% at 16.
+constexpr int kPagedSizes[] = {16, 64, 256};
+constexpr int kPagedDecodeBatch = 8;
+constexpr int kPagedDecodeCache = 16384;
+constexpr int kPagedPrefillBatch = 4;
+constexpr int kPagedPrefillSeqlen = 4096;
+constexpr int kPagedLargePage = 64;
+constexpr double kPagedLargeTarget = 0.95;
+constexpr double kPagedSmallTarget = 0.85;
+constexpr std::initializer_list<DataType> kPagedDtypes = {DataType::BF16};
+
 constexpr const char* kGridFa3Paper = "fa3paper";
 constexpr const char* kGridQwen = "qwen";
 constexpr const char* kGridVit = "vit";
 constexpr const char* kGridVarlen = "varlen";
 constexpr const char* kGridWindow = "window";
+constexpr const char* kGridDecode = "decode";
+constexpr const char* kGridPaged = "paged";
 // In the order they run (within each dtype).
-constexpr const char* kGrids[] = {kGridFa3Paper, kGridQwen, kGridVit, kGridVarlen, kGridWindow};
+constexpr const char* kGrids[] = {kGridFa3Paper, kGridQwen, kGridVit, kGridVarlen, kGridWindow, kGridDecode, kGridPaged};
 
 // Each point's role in its grid ("case" in the JSON), by which the derived figures find it.
 constexpr const char* kCaseSweep = "sweep";                  // fa3paper and qwen points
@@ -119,6 +151,12 @@ constexpr const char* kCaseMixedDense = "mixed-dense";       // varlen: one of t
 constexpr const char* kCaseFullCausal = "full-causal";       // window: no window, causal
 constexpr const char* kCaseWindowCausal = "window-causal";   // window: (1024, -1), causal
 constexpr const char* kCaseWindowBoth = "window-both";       // window: (1024, 1024), non-causal
+constexpr const char* kCaseDecode = "decode";                // decode: automatic splits
+constexpr const char* kCaseDecodeUnsplit = "decode-unsplit";  // decode: num_splits 1
+constexpr const char* kCasePagedDecode = "decode-paged";     // paged: decode, pages of page_size
+constexpr const char* kCaseContigDecode = "decode-contig";   // paged: the same decode, contiguous
+constexpr const char* kCasePagedPrefill = "prefill-paged";   // paged: causal prefill, pages
+constexpr const char* kCaseContigPrefill = "prefill-contig"; // paged: the same prefill, contiguous
 
 struct BenchOptions {
   std::vector<std::string> grids = {std::begin(kGrids), std::end(kGrids)};
@@ -138,6 +176,8 @@ struct BenchPoint {
   const char* name;   // its case
   DataType dtype;
   Problem problem;
+  flash::apps::RunLayout layout{};   // paged cache, split choice
+  bool repeat_kv = false;            // every entry holds entry 0's K/V (decode grid)
 };
 
 struct PointResult {
@@ -150,6 +190,9 @@ struct PointResult {
   double flops = 0.0;
   double ms = 0.0;
   double tflops = 0.0;
+  double kv_tbps = 0.0;       // K and V bytes the entries attend to, over the time
+  bool split = false;         // the first run split the keys
+  size_t workspace_bytes = 0;
   bool passed() const {
     return status == flash::kSuccess && written.ok() && (!checked || check.passed()) && timed;
   }
@@ -188,6 +231,10 @@ std::string usage_text() {
          "                                  8192,4096,3000,2048,1024,777,512,300,128,64,17,1 packed and each alone\n"
          "                        window    qwen heads, seqlen 16384: causal, causal with window (1024,-1),\n"
          "                                  non-causal window (1024,1024)\n"
+         "                        decode    qwen heads, bf16, one query: batch 1/8/32/64 x cache 4k..128k, automatic\n"
+         "                                  split (and unsplit at 16k, batch 1 and 8)\n"
+         "                        paged     qwen heads, bf16: decode 8 x 16k and causal prefill 4 x 4096, pages of\n"
+         "                                  16/64/256 keys and contiguous\n"
          "  --dtype TYPE        only this input type (fp16, bf16, fp8), replacing each grid's own\n"
          "  --head-dim N        only this head dimension\n"
          "  --causal            only causal points\n"
@@ -200,7 +247,8 @@ std::string usage_text() {
          "  --help              print this text\n\n"
          "After the table come the derived figures: packed vs dense TFLOP/s (varlen, vit), mixed lengths\n"
          "vs the FLOP-weighted dense TFLOP/s of each length alone (varlen), window vs full causal time\n"
-         "(window). Sliding-window FLOPs count the visible (query, key) pairs.\n"
+         "(window), paged vs contiguous time (paged). Sliding-window FLOPs count the visible (query, key)\n"
+         "pairs; TB/s counts the K and V bytes the entries attend to.\n"
          "FLASH_GIT_COMMIT in the environment overrides the commit recorded at configure time.\n";
 }
 
@@ -323,6 +371,19 @@ Problem packed_problem(const std::vector<int>& lengths, int heads, int heads_k, 
   return problem;
 }
 
+Problem decode_problem(int batch, int seqlen_q, int cache, bool causal) {
+  Problem problem = dense_problem(batch, kQwenHeads, kQwenHeadsK, cache, kQwenHeadDim, causal);
+  problem.seqlen_q = seqlen_q;
+  return problem;
+}
+
+flash::apps::RunLayout run_layout(int page_size, int num_splits) {
+  flash::apps::RunLayout layout;
+  layout.page_size = page_size;
+  layout.num_splits = num_splits;
+  return layout;
+}
+
 Problem with_window(Problem problem, int left, int right) {
   problem.window_left = left;
   problem.window_right = right;
@@ -332,8 +393,11 @@ Problem with_window(Problem problem, int left, int right) {
 // Points in the order they run: grouped by dtype so that one pool of random inputs serves them all.
 std::vector<BenchPoint> make_points(const BenchOptions& o) {
   std::vector<BenchPoint> points;
-  const auto add = [&](const char* grid, const char* name, DataType dtype, const Problem& problem) {
-    if (selected(o, problem.head_dim, problem.is_causal)) points.push_back({grid, name, dtype, problem});
+  const auto add = [&](const char* grid, const char* name, DataType dtype, const Problem& problem,
+                       flash::apps::RunLayout layout = {}, bool repeat_kv = false) {
+    if (selected(o, problem.head_dim, problem.is_causal)) {
+      points.push_back({grid, name, dtype, problem, layout, repeat_kv});
+    }
   };
   if (runs_grid(o, kGridFa3Paper)) {
     for (const DataType dtype : dtypes_for(o, kFa3PaperDtypes)) {
@@ -390,6 +454,32 @@ std::vector<BenchPoint> make_points(const BenchOptions& o) {
       add(kGridWindow, kCaseWindowBoth, dtype, with_window(non_causal, kWindowSize, kWindowSize));
     }
   }
+  if (runs_grid(o, kGridDecode)) {
+    for (const DataType dtype : dtypes_for(o, kDecodeDtypes)) {
+      for (const int cache : kDecodeCaches) {
+        for (const int batch : kDecodeBatches) {
+          if (int64_t{batch} * cache > kDecodeMaxKeys) continue;
+          add(kGridDecode, kCaseDecode, dtype, decode_problem(batch, 1, cache, false), run_layout(0, 0), true);
+        }
+      }
+      for (const int batch : kDecodeUnsplitBatches) {
+        add(kGridDecode, kCaseDecodeUnsplit, dtype, decode_problem(batch, 1, kDecodeUnsplitCache, false),
+            run_layout(0, 1), true);
+      }
+    }
+  }
+  if (runs_grid(o, kGridPaged)) {
+    for (const DataType dtype : dtypes_for(o, kPagedDtypes)) {
+      const Problem decode = decode_problem(kPagedDecodeBatch, 1, kPagedDecodeCache, false);
+      const Problem prefill = decode_problem(kPagedPrefillBatch, kPagedPrefillSeqlen, kPagedPrefillSeqlen, true);
+      add(kGridPaged, kCaseContigDecode, dtype, decode, run_layout(0, 0));
+      add(kGridPaged, kCaseContigPrefill, dtype, prefill, run_layout(0, 0));
+      for (const int page_size : kPagedSizes) {
+        add(kGridPaged, kCasePagedDecode, dtype, decode, run_layout(page_size, 0));
+        add(kGridPaged, kCasePagedPrefill, dtype, prefill, run_layout(page_size, 0));
+      }
+    }
+  }
   std::stable_sort(points.begin(), points.end(), [](const BenchPoint& a, const BenchPoint& b) {
     return static_cast<int>(a.dtype) < static_cast<int>(b.dtype);
   });
@@ -422,7 +512,8 @@ InputPool make_pool(DataType dtype, const std::vector<BenchPoint>& points, bool 
   for (const BenchPoint& p : points) {
     if (p.dtype != dtype) continue;
     q_max = std::max(q_max, flash::apps::q_elements(p.problem));
-    kv_max = std::max(kv_max, flash::apps::kv_elements(p.problem));
+    // A point that repeats entry 0's K/V draws only that entry from the pool.
+    kv_max = std::max(kv_max, flash::apps::kv_elements(p.problem) / (p.repeat_kv ? p.problem.batch : 1));
   }
   InputPool pool;
   flash::host::fill_random(dtype, q_max, seed, &pool.q_bits, with_values ? &pool.q : nullptr);
@@ -431,38 +522,64 @@ InputPool make_pool(DataType dtype, const std::vector<BenchPoint>& points, bool 
   return pool;
 }
 
+// Entry 0's K or V (a prefix of the pool) repeated for every entry of a dense problem.
+std::vector<uint16_t> repeated_entry(const std::vector<uint16_t>& pool, const Problem& p) {
+  const size_t entry = flash::apps::kv_elements(p) / static_cast<size_t>(p.batch);
+  std::vector<uint16_t> all(entry * static_cast<size_t>(p.batch));
+  for (int b = 0; b < p.batch; ++b) std::copy(pool.begin(), pool.begin() + entry, all.begin() + entry * b);
+  return all;
+}
+
 PointResult run_point(const BenchPoint& point, const InputPool& pool, const BenchOptions& o,
                       const flash::apps::DeviceInfo& device) {
   const Problem& problem = point.problem;
   const int copies = flash::apps::rotation_copies(flash::apps::input_bytes(problem, point.dtype), device.l2_bytes,
                                                   o.warmup + o.iters);
-  flash::apps::ForwardRunner runner(problem, point.dtype, /*with_lse=*/false, pool.q_bits.data(),
-                                    pool.k_bits.data(), pool.v_bits.data(), copies);
-  const cudaStream_t stream = nullptr;
   PointResult result;
+  std::optional<flash::apps::ForwardRunner> runner;
+  if (point.repeat_kv) {
+    runner.emplace(problem, point.dtype, /*with_lse=*/false, pool.q_bits.data(), repeated_entry(pool.k_bits, problem).data(),
+                   repeated_entry(pool.v_bits, problem).data(), copies, point.layout);
+  } else {
+    runner.emplace(problem, point.dtype, /*with_lse=*/false, pool.q_bits.data(), pool.k_bits.data(), pool.v_bits.data(),
+                   copies, point.layout);
+  }
+  const cudaStream_t stream = nullptr;
   result.flops = flash::apps::attention_flops(problem);
-  result.status = runner.run_once(stream);
+  result.workspace_bytes = runner->workspace_bytes();
+  result.status = runner->run_once(stream);
   if (result.status != flash::kSuccess) {
     result.error = flash::last_error_message();
     return result;
   }
+  result.split = runner->last_run_split();
   std::vector<uint16_t> out;
-  result.written = runner.read_outputs(&out, nullptr);
+  result.written = runner->read_outputs(&out, nullptr);
   if (o.check_rows > 0) {
     result.checked = true;
-    const auto rows = flash::apps::sample_rows(problem, o.check_rows, o.seed);
-    result.check = flash::apps::check_rows(problem, point.dtype, {pool.q.data(), pool.k.data(), pool.v.data()},
+    // Repeated K/V: entry 0's rows (the first rows of q and out) against the pool's entry 0.
+    Problem checked = problem;
+    if (point.repeat_kv) checked.batch = 1;
+    const auto rows = flash::apps::sample_rows(checked, o.check_rows, o.seed);
+    result.check = flash::apps::check_rows(checked, point.dtype, {pool.q.data(), pool.k.data(), pool.v.data()},
                                            {out.data(), nullptr}, rows);
   }
-  result.status = runner.time(o.warmup, o.iters, stream, &result.ms);
+  result.status = runner->time(o.warmup, o.iters, stream, &result.ms);
   if (result.status != flash::kSuccess) {
     result.error = flash::last_error_message();
     return result;
   }
   result.timed = true;
   result.tflops = tflops_of(result.flops, result.ms);
-  result.written.guards_intact = result.written.guards_intact && runner.guards_intact();
+  result.kv_tbps = flash::apps::kv_bytes_read(problem, point.dtype) / (result.ms / kMsPerSecond) / kBytesPerTb;
+  result.written.guards_intact = result.written.guards_intact && runner->guards_intact();
   return result;
+}
+
+// "dense", "packed" or "page<N>".
+std::string layout_text(const BenchPoint& point) {
+  if (point.layout.page_size > 0) return "page" + std::to_string(point.layout.page_size);
+  return is_packed(point.problem) ? "packed" : "dense";
 }
 
 // "left,right" as FlashAttentionParams takes them, or "-" without a window.
@@ -472,21 +589,22 @@ std::string window_text(const Problem& p) {
 }
 
 void print_header() {
-  std::printf("%-8s %-14s %-5s %5s %5s %4s %6s %4s %-6s %-9s %-6s %9s %8s %9s %9s  %s\n", "grid", "case", "dtype",
-              "batch", "heads", "kv", "seqlen", "hdim", "causal", "window", "layout", "ms", "TFLOP/s", "rel_l2",
-              "max_abs", "status");
-  std::printf("(packed: batch = sequences, seqlen = the longest; the JSON lists the lengths)\n");
+  std::printf("%-8s %-14s %-5s %5s %5s %4s %6s %6s %4s %-6s %-9s %-7s %5s %9s %8s %6s %9s %9s  %s\n", "grid", "case",
+              "dtype", "batch", "heads", "kv", "seq_q", "seq_k", "hdim", "causal", "window", "layout", "split", "ms",
+              "TFLOP/s", "TB/s", "rel_l2", "max_abs", "status");
+  std::printf("(packed: batch = sequences, seqlen = the longest; the JSON lists the lengths. TB/s: K and V read)\n");
 }
 
 void print_row(const BenchPoint& point, const PointResult& r) {
   const Problem& p = point.problem;
-  std::printf("%-8s %-14s %-5s %5d %5d %4d %6d %4d %-6s %-9s %-6s ", point.grid, point.name,
-              flash::host::dtype_name(point.dtype), p.batch, p.num_heads, p.num_heads_k, p.seqlen_q, p.head_dim,
-              p.is_causal ? "yes" : "no", window_text(p).c_str(), is_packed(p) ? "packed" : "dense");
+  std::printf("%-8s %-14s %-5s %5d %5d %4d %6d %6d %4d %-6s %-9s %-7s %5s ", point.grid, point.name,
+              flash::host::dtype_name(point.dtype), p.batch, p.num_heads, p.num_heads_k, p.seqlen_q, p.seqlen_k,
+              p.head_dim, p.is_causal ? "yes" : "no", window_text(p).c_str(), layout_text(point).c_str(),
+              r.split ? "yes" : "no");
   if (r.timed) {
-    std::printf("%9.4f %8.1f ", r.ms, r.tflops);
+    std::printf("%9.4f %8.1f %6.3f ", r.ms, r.tflops, r.kv_tbps);
   } else {
-    std::printf("%9s %8s ", "-", "-");
+    std::printf("%9s %8s %6s ", "-", "-", "-");
   }
   if (r.checked && r.status == flash::kSuccess) {
     std::printf("%9.2e %9.2e  ", r.check.out.rel_l2, r.check.out.max_abs);
@@ -512,7 +630,12 @@ std::string point_json(const BenchPoint& point, const PointResult& r) {
   json.string("grid", point.grid)
       .string("case", point.name)
       .string("dtype", flash::host::dtype_name(point.dtype))
-      .string("layout", is_packed(p) ? "packed" : "dense")
+      .string("layout", layout_text(point))
+      .integer("page_size", point.layout.page_size)
+      .integer("num_splits", point.layout.num_splits)   // as requested; 0: automatic
+      .boolean("split", r.split)
+      .integer("workspace_bytes", static_cast<int64_t>(r.workspace_bytes))
+      .boolean("kv_repeated", point.repeat_kv)
       .integer("batch", p.batch)   // packed: the number of sequences
       .integer("heads", p.num_heads)
       .integer("heads_k", p.num_heads_k)
@@ -533,9 +656,9 @@ std::string point_json(const BenchPoint& point, const PointResult& r) {
       .number("softcap", p.softcap)
       .number("flops", r.flops);
   if (r.timed) {
-    json.number("ms", r.ms).number("tflops", r.tflops);
+    json.number("ms", r.ms).number("tflops", r.tflops).number("kv_tbps", r.kv_tbps);
   } else {
-    json.null("ms").null("tflops");
+    json.null("ms").null("tflops").null("kv_tbps");
   }
   if (r.checked && r.status == flash::kSuccess) {
     json.number("rel_l2", r.check.out.rel_l2).number("max_abs", r.check.out.max_abs).integer("rows_checked", r.check.rows);
@@ -653,6 +776,42 @@ DerivedFigure window_ratio(const std::string& name, const Measured& window, cons
   return figure;
 }
 
+// A paged point's speed over the contiguous one's (contiguous time over paged time).
+DerivedFigure paged_ratio(const Measured& paged, const Measured& contiguous) {
+  const int page_size = paged.point.layout.page_size;
+  const bool decode = std::string(paged.point.name) == kCasePagedDecode;
+  DerivedFigure figure{format("paged_%s_page%d_vs_contiguous", decode ? "decode" : "prefill", page_size),
+                       paged.point.grid, paged.point.dtype,
+                       format("%s, pages of %d / contiguous (speed)", decode ? "decode" : "prefill", page_size)};
+  const double ms = timed_value(paged.result, paged.result.ms);
+  const double contiguous_ms = timed_value(contiguous.result, contiguous.result.ms);
+  figure.value = contiguous_ms / ms;
+  figure.target_min = page_size >= kPagedLargePage ? kPagedLargeTarget : kPagedSmallTarget;
+  figure.detail = format("%.4f vs %.4f ms", ms, contiguous_ms);
+  figure.inputs.integer("page_size", page_size)
+      .number("paged_ms", ms)
+      .number("contiguous_ms", contiguous_ms)
+      .number("paged_kv_tbps", timed_value(paged.result, paged.result.kv_tbps))
+      .number("contiguous_kv_tbps", timed_value(contiguous.result, contiguous.result.kv_tbps));
+  return figure;
+}
+
+// A decode point's K/V bandwidth where it reads at least kDecodeTargetMinBytes (issue 5's bound).
+DerivedFigure decode_bandwidth(const Measured& decode) {
+  const Problem& p = decode.point.problem;
+  DerivedFigure figure{format("decode_b%d_cache%d_kv_tbps", p.batch, p.seqlen_k), decode.point.grid, decode.point.dtype,
+                       format("decode b %d x cache %d: TB/s of K and V", p.batch, p.seqlen_k)};
+  const double bytes = flash::apps::kv_bytes_read(p, decode.point.dtype);
+  figure.value = timed_value(decode.result, decode.result.kv_tbps);
+  figure.target_min = kDecodeTargetTbps;
+  figure.detail = format("%.1f MB in %.4f ms", bytes / 1e6, timed_value(decode.result, decode.result.ms));
+  figure.inputs.integer("batch", p.batch)
+      .integer("cache", p.seqlen_k)
+      .number("kv_bytes", bytes)
+      .number("ms", timed_value(decode.result, decode.result.ms));
+  return figure;
+}
+
 // The figures that compare points with each other, for every dtype that ran; a figure whose
 // points were filtered out is left out, one whose points failed has value NaN (null in the JSON).
 std::vector<DerivedFigure> derive(const std::vector<Measured>& measured) {
@@ -677,6 +836,20 @@ std::vector<DerivedFigure> derive(const std::vector<Measured>& measured) {
     if (const Measured* packed = find(kGridVarlen, kCaseMixedPacked)) {
       const std::vector<const Measured*> singles = find_points(measured, kGridVarlen, kCaseMixedDense, dtype);
       if (!singles.empty()) figures.push_back(mixed_ratio(*packed, singles));
+    }
+    for (const Measured* decode : find_points(measured, kGridDecode, kCaseDecode, dtype)) {
+      if (flash::apps::kv_bytes_read(decode->point.problem, dtype) >= kDecodeTargetMinBytes) {
+        figures.push_back(decode_bandwidth(*decode));
+      }
+    }
+    const std::pair<const char*, const char*> paged_cases[] = {{kCasePagedDecode, kCaseContigDecode},
+                                                               {kCasePagedPrefill, kCaseContigPrefill}};
+    for (const auto& [paged_case, contiguous_case] : paged_cases) {
+      const Measured* contiguous = find(kGridPaged, contiguous_case);
+      if (contiguous == nullptr) continue;
+      for (const Measured* paged : find_points(measured, kGridPaged, paged_case, dtype)) {
+        figures.push_back(paged_ratio(*paged, *contiguous));
+      }
     }
     if (const Measured* full = find(kGridWindow, kCaseFullCausal)) {
       const std::pair<const char*, const char*> windows[] = {

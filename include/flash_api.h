@@ -12,6 +12,7 @@
 // Every check runs before any launch: a rejected call launches nothing and writes nothing.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include <cuda_runtime_api.h>
@@ -48,7 +49,13 @@ enum Status : int {
   kErrorInvalidWindow = 17,       // window_size_left/right < -1, or window_size_right > 0 with is_causal
   kErrorInvalidSoftcap = 18,      // softcap is negative, NaN or infinite
   kErrorInvalidVarlen = 19,       // inconsistent variable-length fields (cu_seqlens, total_q/k, batch strides)
+  kErrorInvalidSplits = 20,       // num_splits is negative or above kMaxSplits
+  kErrorInvalidWorkspace = 21,    // the call splits the keys but the workspace is missing or too small
+  kErrorInvalidPaging = 22,       // inconsistent paged-KV fields (page_table, page_size, num_pages, ...)
 };
+
+// The largest num_splits a caller may force.
+constexpr int kMaxSplits = 256;
 
 struct FlashAttentionParams {
   // Device pointers. q: [batch, seqlen_q, num_heads, head_dim]; k, v: [batch, seqlen_k,
@@ -113,10 +120,38 @@ struct FlashAttentionParams {
   // Softcap: > 0 replaces each scaled score s = softmax_scale * q.k by softcap * tanh(s / softcap)
   // before the softmax (and the LSE); 0 turns it off.
   float softcap = 0.0f;
+
+  // Paged KV cache (optional). With page_table set, k and v are [num_pages, page_size, num_heads_k,
+  // head_dim] (k/v_batch_stride: elements from one page to the next, 0 = contiguous) and key j of
+  // batch entry b lives in page page_table[b * page_table_stride + j / page_size], at row
+  // j % page_size. page_table is a device int32 array [batch_size, page_table_stride], read by the
+  // kernel only; entries are clamped to [0, num_pages). seqlen_k is the longest cache
+  // (<= page_table_stride * page_size); seqused_k gives each entry's own length. page_size is a
+  // multiple of 16. Not combinable with cu_seqlens (use seqused_k for per-entry lengths).
+  const int32_t* page_table = nullptr;
+  int page_table_stride = 0;   // pages per batch entry in page_table (its row length)
+  int page_size = 0;           // keys per page
+  int num_pages = 0;           // pages in k and v
+
+  // Split-KV: the keys of each query tile are divided among num_splits CTAs whose partial results
+  // are merged through their LSE by a second kernel (decode: few query rows against long caches).
+  // 0: automatic, when a workspace is given (without one the call does not split); 1: never;
+  // 2..kMaxSplits: forced (at most one split per key block is used). A split call needs a device
+  // workspace of flash_attention_workspace_size() bytes, 16-byte aligned, that nothing else uses
+  // during the call; the library never allocates.
+  int num_splits = 0;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
 
 // Runs attention forward on `stream` (asynchronous). Returns kSuccess or a Status code.
 int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t stream = nullptr);
+
+// Bytes of device workspace that flash_attention_forward(params) needs when params.workspace is
+// given (0: this call does not split the keys). The fields params.workspace and
+// params.workspace_bytes are ignored; every other field is checked as flash_attention_forward
+// checks it, on the current device. Returns kSuccess or a Status code (then *bytes is unchanged).
+int flash_attention_workspace_size(const FlashAttentionParams& params, size_t* bytes);
 
 // The fixed text of a status code ("unknown status" for codes outside the enum).
 const char* status_string(int status);

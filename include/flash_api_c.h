@@ -20,8 +20,9 @@
  * can tell which layout a caller was compiled against: a later version only appends fields.
  *
  * Versions: 1 ends at out_head_stride; 2 appends the variable-length, local-window and softcap
- * fields. The library accepts both: a version-1 struct (struct_size at least the version-1 size)
- * runs with the version-2 fields at their defaults, and they are never read from its memory.
+ * fields; 3 the paged-KV and split-KV fields. The library accepts all three: an older struct
+ * (struct_size at least its version's size) runs with the later fields at their defaults, and they
+ * are never read from its memory.
  */
 #ifndef FLASH_API_C_H_
 #define FLASH_API_C_H_
@@ -32,8 +33,8 @@
 extern "C" {
 #endif
 
-/* Layout version of flash_fwd_params_c described by this header (1 is still accepted). */
-#define FLASH_C_PARAMS_VERSION 2u
+/* Layout version of flash_fwd_params_c described by this header (1 and 2 are still accepted). */
+#define FLASH_C_PARAMS_VERSION 3u
 
 /* Data types (flash::DataType). */
 #define FLASH_C_DTYPE_FP16 0
@@ -61,6 +62,12 @@ extern "C" {
 #define FLASH_C_ERROR_INVALID_WINDOW 17        /* window_size_left/right < -1, or window_size_right > 0 with is_causal */
 #define FLASH_C_ERROR_INVALID_SOFTCAP 18       /* softcap is negative, NaN or infinite */
 #define FLASH_C_ERROR_INVALID_VARLEN 19        /* inconsistent cu_seqlens_q/k, total_q/k or batch strides */
+#define FLASH_C_ERROR_INVALID_SPLITS 20        /* num_splits is negative or above FLASH_C_MAX_SPLITS */
+#define FLASH_C_ERROR_INVALID_WORKSPACE 21     /* the call splits the keys but the workspace is missing or too small */
+#define FLASH_C_ERROR_INVALID_PAGING 22        /* inconsistent page_table, page_size, num_pages, page_table_stride */
+
+/* The largest num_splits a caller may force (flash::kMaxSplits). */
+#define FLASH_C_MAX_SPLITS 256
 
 /* The fields and their meaning are those of flash::FlashAttentionParams (see flash_api.h).
  * Tensors are device memory, layout [batch, seqlen, heads, head_dim], head_dim contiguous. */
@@ -105,10 +112,23 @@ typedef struct flash_fwd_params_c {
   int32_t window_size_right;  /* keys right of the diagonal; -1 = unbounded; -1 or 0 with is_causal */
   float softcap;              /* > 0: scores become softcap * tanh(score / softcap); 0 = off */
   int32_t reserved1;          /* explicit padding to a multiple of 8 bytes; ignored, set to 0 by flash_c_params_init */
+  /* ---- end of version 2 ---- */
+
+  /* Paged KV cache (optional): k/v [num_pages, page_size, num_heads_k, head_dim] and a device int32
+   * page table [batch_size, page_table_stride]; page_size a multiple of 16; no cu_seqlens. */
+  const int32_t* page_table;
+  int32_t page_table_stride;
+  int32_t page_size;
+  int32_t num_pages;
+  /* Split-KV: 0 automatic (with a workspace), 1 never, up to FLASH_C_MAX_SPLITS forced. */
+  int32_t num_splits;
+  void* workspace;            /* device memory of flash_c_workspace_size() bytes, 16-byte aligned */
+  uint64_t workspace_bytes;
 } flash_fwd_params_c;
 
 /* Fills *params with the defaults (null pointers, zero sizes, FP16, non-causal, scale 0, strides 0,
- * no variable lengths, window sizes -1, softcap 0) and sets struct_size and version. It writes the
+ * no variable lengths, window sizes -1, softcap 0, no paging, num_splits 0, no workspace) and sets
+ * struct_size and version. It writes the
  * whole struct of THIS header (sizeof(flash_fwd_params_c), version FLASH_C_PARAMS_VERSION): a caller
  * that declares an older, shorter layout (an FFI binding written for version 1, say) must not call
  * it, and fills its struct itself (struct_size, its version, the defaults above). Returns
@@ -119,6 +139,11 @@ int32_t flash_c_params_init(flash_fwd_params_c* params);
  * Returns FLASH_C_SUCCESS or a FLASH_C_ERROR_* code; a rejected call launches nothing and writes
  * nothing. Never lets a C++ exception escape. */
 int32_t flash_c_forward(const flash_fwd_params_c* params, void* stream);
+
+/* Bytes of device workspace that flash_c_forward(params) needs when params->workspace is given
+ * (0: the call does not split the keys), as flash::flash_attention_workspace_size; the struct's
+ * workspace fields are ignored. Returns FLASH_C_SUCCESS (writing *bytes) or a FLASH_C_ERROR_* code. */
+int32_t flash_c_workspace_size(const flash_fwd_params_c* params, uint64_t* bytes);
 
 /* The fixed text of a status code ("unknown status" for codes outside the list). Never null. */
 const char* flash_c_status_string(int32_t status);

@@ -22,8 +22,10 @@ static int g_failed = 0;
     }                                                                 \
   } while (0)
 
-/* Size of the version-1 layout: everything up to and including out_head_stride. */
+/* Size of the version-1 layout: everything up to and including out_head_stride; of version 2, up
+ * to reserved1. */
 static const size_t kV1Size = offsetof(flash_fwd_params_c, out_head_stride) + sizeof(int64_t);
+static const size_t kV2Size = offsetof(flash_fwd_params_c, reserved1) + sizeof(int32_t);
 
 /* Aligned, far-apart addresses that are never dereferenced. */
 static void* fake(uintptr_t address) { return (void*)address; }
@@ -114,8 +116,17 @@ static void test_struct_header(void) {
   /* Version 2 promises the version-2 fields: a version-1-sized struct cannot claim it. */
   valid_params(&p);
   p.struct_size = (uint32_t)kV1Size;
+  p.version = 2u;
   CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
   CHECK(contains(flash_c_last_error_message(), "version-2 layout"));
+  /* Likewise version 3 and a version-2-sized struct. */
+  valid_params(&p);
+  p.struct_size = (uint32_t)kV2Size;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+  CHECK(contains(flash_c_last_error_message(), "version-3 layout"));
+  CHECK(p.version == 3u);
+  CHECK(p.page_table == NULL && p.page_table_stride == 0 && p.page_size == 0 && p.num_pages == 0);
+  CHECK(p.num_splits == 0 && p.workspace == NULL && p.workspace_bytes == 0u);
 }
 
 /* A caller compiled against the version-1 header: its struct ends at out_head_stride. Here the
@@ -237,6 +248,59 @@ static void test_version2_fields(void) {
   CHECK(contains(flash_c_last_error_message(), "cu_seqlens_k = 0x50001002"));
 }
 
+/* The version-3 fields reach the C++ checks, and a version-2 struct never has them read. */
+static void test_version3_fields(void) {
+  flash_fwd_params_c p;
+  uint64_t bytes = 77u;
+  valid_params(&p);
+  p.num_splits = -1;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_SPLITS);
+  CHECK(contains(flash_c_last_error_message(), "num_splits = -1"));
+
+  valid_params(&p);
+  p.page_size = 16;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_PAGING);
+  CHECK(contains(flash_c_last_error_message(), "page_size = 16 without page_table"));
+
+  valid_params(&p);
+  p.page_table = (const int32_t*)fake(0x50000000u);
+  p.page_table_stride = 8;
+  p.page_size = 8;
+  p.num_pages = 64;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_PAGING);
+  CHECK(contains(flash_c_last_error_message(), "multiple of 16"));
+
+  valid_params(&p);
+  p.workspace_bytes = 4096u;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_WORKSPACE);
+  CHECK(contains(flash_c_last_error_message(), "workspace_bytes = 4096"));
+
+  /* The workspace query checks like forward and leaves *bytes alone when it fails. */
+  valid_params(&p);
+  p.num_heads_k = 3;
+  CHECK(flash_c_workspace_size(&p, &bytes) == FLASH_C_ERROR_HEAD_RATIO);
+  CHECK(bytes == 77u);
+  CHECK(flash_c_workspace_size(NULL, &bytes) == FLASH_C_ERROR_INVALID_STRUCT);
+  valid_params(&p);
+  CHECK(flash_c_workspace_size(&p, NULL) == FLASH_C_ERROR_NULL_POINTER);
+
+  /* A version-2 struct: the bytes where version 3 keeps its fields are never read. */
+  {
+    union {
+      flash_fwd_params_c params;
+      unsigned char bytes[sizeof(flash_fwd_params_c)];
+    } buffer;
+    valid_params(&p);
+    p.dtype = 77;
+    memset(buffer.bytes, 0xAB, sizeof buffer.bytes); /* num_splits < 0, a page table, a workspace */
+    memcpy(buffer.bytes, &p, kV2Size);
+    buffer.params.struct_size = (uint32_t)kV2Size;
+    buffer.params.version = 2u;
+    CHECK(flash_c_forward(&buffer.params, NULL) == FLASH_C_ERROR_UNSUPPORTED_DTYPE);
+    CHECK(contains(flash_c_last_error_message(), "dtype = 77"));
+  }
+}
+
 /* Each field reaches the C++ checks: sizes, head ratio, dtype, scale, strides, alignment. */
 static void test_fields_are_passed_on(void) {
   flash_fwd_params_c p;
@@ -275,13 +339,13 @@ static void test_fields_are_passed_on(void) {
 
 static void test_status_strings(void) {
   int32_t code;
-  for (code = FLASH_C_SUCCESS; code <= FLASH_C_ERROR_INVALID_VARLEN; ++code) {
+  for (code = FLASH_C_SUCCESS; code <= FLASH_C_ERROR_INVALID_PAGING; ++code) {
     const char* text = flash_c_status_string(code);
     CHECK(text != NULL && text[0] != '\0');
     CHECK(text != NULL && strcmp(text, "unknown status") != 0);
   }
   CHECK(strcmp(flash_c_status_string(-1), "unknown status") == 0);
-  CHECK(strcmp(flash_c_status_string(FLASH_C_ERROR_INVALID_VARLEN + 1), "unknown status") == 0);
+  CHECK(strcmp(flash_c_status_string(FLASH_C_ERROR_INVALID_PAGING + 1), "unknown status") == 0);
   CHECK(flash_c_last_error_message() != NULL);
 }
 
@@ -301,6 +365,7 @@ int main(void) {
   test_struct_header();
   test_version1_struct();
   test_version2_fields();
+  test_version3_fields();
   test_fields_are_passed_on();
   test_status_strings();
   test_supported_head_dims();

@@ -143,6 +143,43 @@ TEST(CliPresets, QwenLanguageModel) {
   EXPECT_TRUE(o.check);
 }
 
+TEST(CliPresets, QwenDecode) {
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-decode"});
+  EXPECT_EQ(o.preset, "qwen2.5-vl-3b-llm-decode");
+  EXPECT_EQ(o.batch, 1);
+  EXPECT_EQ(o.seqlen_q, 1);
+  EXPECT_EQ(o.seqlen_k, 16384);
+  EXPECT_EQ(o.heads, 16);
+  EXPECT_EQ(o.heads_k, 2);
+  EXPECT_EQ(o.head_dim, 128);
+  EXPECT_EQ(o.dtype, DataType::BF16);
+  EXPECT_FALSE(o.causal);
+  EXPECT_EQ(o.num_splits, 0);
+  EXPECT_EQ(o.page_size, 0);
+  // The cache length and the batch are the flags' to set.
+  const CliOptions longer = parse_ok({"--preset", "qwen2.5-vl-3b-llm-decode", "--seqlen-k", "131072", "--batch", "8"});
+  EXPECT_EQ(longer.seqlen_q, 1);
+  EXPECT_EQ(longer.seqlen_k, 131072);
+  EXPECT_EQ(longer.batch, 8);
+}
+
+TEST(CliServingFlags, PageSizeAndNumSplits) {
+  const CliOptions o = parse_ok({"--preset", "qwen2.5-vl-3b-llm-decode", "--page-size", "64", "--num-splits=7"});
+  EXPECT_EQ(o.page_size, 64);
+  EXPECT_EQ(o.num_splits, 7);
+  expect_error_names({"--page-size", "-16"}, "--page-size", "-16");
+  expect_error_names({"--num-splits", "x"}, "--num-splits", "x");
+  // The library checks the values themselves (a multiple of 16, at most 256 splits).
+  EXPECT_EQ(parse_ok({"--page-size", "24", "--num-splits", "300"}).page_size, 24);
+}
+
+TEST(CliServingFlags, PagedCacheTakesADenseBatch) {
+  const std::string error = parse_error({"--varlen-q-lens", "3,4", "--varlen-k-lens", "5,6", "--page-size", "16"});
+  EXPECT_NE(error.find("--page-size 16"), std::string::npos) << error;
+  EXPECT_NE(error.find("--varlen-q-lens/--varlen-k-lens"), std::string::npos) << error;
+  EXPECT_NE(error.find("--seqused-k"), std::string::npos) << error;
+}
+
 TEST(CliPresets, ExplicitFlagsOverrideThePreset) {
   CliOptions o =
       parse_ok({"--preset", "qwen2.5-vl-3b-llm-prefill", "--no-causal", "--dtype", "fp16", "--seqlen", "1024"});
@@ -208,7 +245,8 @@ TEST(CliHelp, HelpListsEveryFlagAndPreset) {
   const std::string usage = flash::cli::usage_text("flash_attention_exec");
   for (const char* flag : {"--batch", "--seqlen", "--seqlen-q", "--seqlen-k", "--heads", "--heads-k", "--head-dim",
                            "--dtype", "--causal", "--scale", "--lse", "--check", "--no-check", "--iters", "--warmup",
-                           "--json", "--seed", "--preset", "--help", "seed", "qwen2.5-vl-3b-llm-prefill"}) {
+                           "--json", "--seed", "--preset", "--help", "seed", "qwen2.5-vl-3b-llm-prefill",
+                           "qwen2.5-vl-3b-llm-decode", "--page-size", "--num-splits"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
   EXPECT_EQ(flash::cli::kExitUsageError, 2);

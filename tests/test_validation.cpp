@@ -34,6 +34,8 @@ constexpr uintptr_t kLseAddress = 0x50000000;
 constexpr uintptr_t kCuSeqlensQAddress = 0x60000000;
 constexpr uintptr_t kCuSeqlensKAddress = 0x60001000;
 constexpr uintptr_t kSequsedKAddress = 0x60002000;
+constexpr uintptr_t kPageTableAddress = 0x60003000;
+constexpr uintptr_t kWorkspaceAddress = 0x70000000;
 // A batch value that no check accepts or rejects by accident; a failed check must leave it alone.
 constexpr int kUntouchedBatch = -7;
 
@@ -622,6 +624,167 @@ TEST(ValidationVarlen, OutMustNotOverlapTheInt32Arrays) {
   expect_rejected(p, kErrorAliasing, {"softmax_lse bytes", "overlap seqused_k bytes [0x50000010, 0x50000018)"});
 }
 
+// ---- Paged KV cache ----------------------------------------------------------------------------
+
+// A valid paged call: k/v [64 pages, 16 rows, 4 heads, 128] behind a [2, 20] page table.
+FlashAttentionParams valid_paged_params() {
+  FlashAttentionParams p = valid_params();
+  p.page_table = fake_int(kPageTableAddress);
+  p.page_table_stride = 20;
+  p.page_size = 16;
+  p.num_pages = 64;
+  p.seqlen_k = 300;   // <= 20 * 16
+  return p;
+}
+
+TEST(ValidationPaging, PagingFieldsWithoutPageTable) {
+  for (int field = 0; field < 3; ++field) {
+    FlashAttentionParams p = valid_params();
+    const char* name = field == 0 ? "page_size = 16" : field == 1 ? "num_pages = 16" : "page_table_stride = 16";
+    (field == 0 ? p.page_size : field == 1 ? p.num_pages : p.page_table_stride) = 16;
+    expect_rejected(p, kErrorInvalidPaging, {name, "without page_table"});
+  }
+}
+
+TEST(ValidationPaging, NonPositiveFields) {
+  FlashAttentionParams p = valid_paged_params();
+  p.page_size = 0;
+  expect_rejected(p, kErrorInvalidPaging, {"page_size = 0 must be positive"});
+  p = valid_paged_params();
+  p.num_pages = -2;
+  expect_rejected(p, kErrorInvalidPaging, {"num_pages = -2 must be positive"});
+  p = valid_paged_params();
+  p.page_table_stride = 0;
+  expect_rejected(p, kErrorInvalidPaging, {"page_table_stride = 0 must be positive"});
+}
+
+TEST(ValidationPaging, PageSizeMultipleOf16) {
+  for (int page_size : {8, 24, 100}) {
+    FlashAttentionParams p = valid_paged_params();
+    p.page_size = page_size;
+    p.page_table_stride = 64;
+    expect_rejected(p, kErrorInvalidPaging, {"page_size = " + std::to_string(page_size), "multiple of 16"});
+  }
+}
+
+TEST(ValidationPaging, CacheMustFitThePageTableRow) {
+  FlashAttentionParams p = valid_paged_params();
+  p.seqlen_k = 321;
+  expect_rejected(p, kErrorInvalidPaging, {"seqlen_k = 321", "page_table_stride * page_size = 20 * 16 = 320"});
+}
+
+TEST(ValidationPaging, NotWithCuSeqlens) {
+  FlashAttentionParams p = valid_paged_params();
+  p.cu_seqlens_q = fake_int(kCuSeqlensQAddress);
+  p.cu_seqlens_k = fake_int(kCuSeqlensKAddress);
+  p.total_q = 300;
+  p.total_k = 500;
+  p.seqlen_q = 100;
+  p.seqlen_k = 300;
+  expect_rejected(p, kErrorInvalidPaging, {"page_table with cu_seqlens_q/cu_seqlens_k is not supported", "seqused_k"});
+}
+
+TEST(ValidationPaging, MisalignedPageTable) {
+  FlashAttentionParams p = valid_paged_params();
+  p.page_table = fake_int(kPageTableAddress + 2);
+  expect_rejected(p, kErrorMisalignedPointer, {"page_table = 0x60003002", "4 bytes"});
+}
+
+TEST(ValidationPaging, KvRangesArePages) {
+  // k is [num_pages, page_size, heads_k, d]: the last element's offset names num_pages.
+  FlashAttentionParams p = valid_paged_params();
+  p.num_pages = INT_MAX;
+  p.k_batch_stride = int64_t{1} << 40;
+  expect_rejected(p, kErrorSizeOverflow, {"k_batch_stride"});
+  p = valid_paged_params();
+  p.k_batch_stride = int64_t{1} << 38;   // 2^39 bytes: a valid TMA stride
+  p.v_batch_stride = p.k_batch_stride;
+  p.num_pages = 1 << 26;
+  expect_rejected(p, kErrorSizeOverflow, {"(num_pages - 1) * k_batch_stride", "(67108864 - 1) * 274877906944"});
+}
+
+TEST(ValidationPaging, OutMustNotOverlapThePageTable) {
+  FlashAttentionParams p = valid_paged_params();
+  p.page_table = fake_int(kOutAddress + 64);
+  expect_rejected(p, kErrorAliasing, {"out bytes", "overlap page_table bytes [0x40000040, 0x400000e0)"});
+}
+
+TEST(ValidationPaging, Resolves) {
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(valid_paged_params(), &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.page_table, fake_int(kPageTableAddress));
+  EXPECT_EQ(args.page_table_stride, 20);
+  EXPECT_EQ(args.page_size, 16);
+  EXPECT_EQ(args.num_pages, 64);
+  // Default page stride: page_size * heads_k * head_dim.
+  EXPECT_EQ(args.k_strides.batch, 16 * 4 * 128);
+  EXPECT_EQ(args.k_strides.row, 4 * 128);
+  EXPECT_EQ(args.v_strides.batch, 16 * 4 * 128);
+  EXPECT_EQ(args.q_strides.batch, 128 * 8 * 128);
+}
+
+// ---- Split-KV and the workspace ---------------------------------------------------------------
+
+TEST(ValidationSplits, NumSplitsRange) {
+  FlashAttentionParams p = valid_params();
+  p.num_splits = -1;
+  expect_rejected(p, kErrorInvalidSplits, {"num_splits = -1", "256"});
+  p.num_splits = kMaxSplits + 1;
+  expect_rejected(p, kErrorInvalidSplits, {"num_splits = 257"});
+  p.num_splits = kMaxSplits;
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.requested_splits, kMaxSplits);
+}
+
+TEST(ValidationSplits, WorkspacePointerAndSizeTogether) {
+  FlashAttentionParams p = valid_params();
+  p.workspace_bytes = 4096;
+  expect_rejected(p, kErrorInvalidWorkspace, {"workspace_bytes = 4096 with a null workspace"});
+  p = valid_params();
+  p.workspace = fake_mut(kWorkspaceAddress);
+  expect_rejected(p, kErrorInvalidWorkspace, {"workspace = 0x70000000 with workspace_bytes = 0"});
+}
+
+TEST(ValidationSplits, MisalignedWorkspace) {
+  FlashAttentionParams p = valid_params();
+  p.workspace = fake_mut(kWorkspaceAddress + 8);
+  p.workspace_bytes = 4096;
+  expect_rejected(p, kErrorMisalignedPointer, {"workspace = 0x70000008", "16 bytes"});
+}
+
+TEST(ValidationSplits, WorkspaceMustNotOverlapAnything) {
+  FlashAttentionParams p = valid_params();
+  p.workspace = fake_mut(kVAddress + 4096);
+  p.workspace_bytes = 4096;
+  expect_rejected(p, kErrorAliasing, {"workspace bytes [0x30001000, 0x30002000)", "overlap v bytes"});
+  p = valid_params();
+  p.softmax_lse = reinterpret_cast<float*>(kLseAddress);
+  p.workspace = fake_mut(kLseAddress - 16);
+  p.workspace_bytes = 32;
+  expect_rejected(p, kErrorAliasing, {"workspace bytes", "overlap softmax_lse bytes"});
+  p = valid_params();
+  p.workspace = fake_mut(kOutAddress - 4096);
+  p.workspace_bytes = 4097;
+  expect_rejected(p, kErrorAliasing, {"workspace bytes", "overlap out bytes"});
+}
+
+TEST(ValidationSplits, WorkspaceSizeChecksLikeForward) {
+  FlashAttentionParams p = valid_params();
+  p.num_heads = 6;
+  size_t bytes = 12345;
+  EXPECT_EQ(flash_attention_workspace_size(p, &bytes), kErrorHeadRatio);
+  EXPECT_EQ(bytes, 12345u) << "a failed query leaves *bytes alone";
+  EXPECT_EQ(flash_attention_workspace_size(valid_params(), nullptr), kErrorNullPointer);
+  // Its own workspace fields are ignored: a bad pair does not fail the query. Without a GPU the
+  // query then stops at the device check.
+  p = valid_params();
+  p.workspace_bytes = 99;
+  const int status = flash_attention_workspace_size(p, &bytes);
+  EXPECT_TRUE(status == kSuccess || status == kErrorNoDevice || status == kErrorUnsupportedDevice)
+      << status_string(status) << ": " << last_error_message();
+}
+
 // ---- Order of the new checks ---------------------------------------------------------------------
 
 TEST(ValidationOrder, NewFieldsAfterScaleBeforeStrides) {
@@ -927,14 +1090,14 @@ TEST(ValidationDevice, CheckDeviceAcceptsOnlySm90) {
 
 TEST(ValidationStatus, StringsAreDistinctAndNonEmpty) {
   std::set<std::string> texts;
-  for (int code = kSuccess; code <= kErrorInvalidVarlen; ++code) {
+  for (int code = kSuccess; code <= kErrorInvalidPaging; ++code) {
     const std::string text = status_string(code);
     EXPECT_FALSE(text.empty()) << "code " << code;
     EXPECT_NE(text, "unknown status") << "code " << code;
     EXPECT_TRUE(texts.insert(text).second) << "code " << code << " repeats \"" << text << "\"";
   }
   EXPECT_STREQ(status_string(-1), "unknown status");
-  EXPECT_STREQ(status_string(kErrorInvalidVarlen + 1), "unknown status");
+  EXPECT_STREQ(status_string(kErrorInvalidPaging + 1), "unknown status");
 }
 
 TEST(ValidationStatus, LastErrorMessageFollowsEachFailure) {

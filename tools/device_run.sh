@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The one script run on the GPU machine (an H100), from the repository root:
 #
-#   bash tools/device_run.sh [build] [test] [python] [sanitize] [bench] [peers]   (no stage: all six)
+#   bash tools/device_run.sh [unpack|build] [test] [python] [sanitize] [bench] [peers]
+#   (no stage: build test python sanitize bench peers)
 #
+#   unpack    instead of build: extract FLASH_PREBUILT (a tar of build-dev/ made on another machine
+#             at FLASH_PREBUILT_ROOT, default /work/main) and link that path to this tree, so that
+#             the build's absolute paths (CTest files, the CLI path in test_npy_roundtrip) hold
 #   build     CMake + Ninja build of everything into build-dev/ (ptxas spill report)   -> build.log
 #   test      CTest on build-dev/                                                       -> ctest.log
 #   python    `pip install .` offline from carried wheels into build-python-site/, then pytest
@@ -25,6 +29,8 @@
 #   SANITIZE_KERNELS  instances to sanitize, "dtype head_dim variant" separated by ';' (default: all,
 #                     from tools/generate_kernels.py --list; the full set takes longer than one call)
 #   FLASH_BENCH_ARGS  extra flash_bench arguments, e.g. "--grid qwen --iters 20"
+#   FLASH_CTEST_ARGS  extra ctest arguments of the test stage, e.g. "-L gpu" (the GPU tests only)
+#   FLASH_PREBUILT    the unpack stage's tar of build-dev/; FLASH_PREBUILT_ROOT where it was built
 #   FLASH_ANCHORS     peers anchor file (default: shared/anchors/h100_attention_peers.json if present)
 #   FLASH_PY_WHEELS   folder of the wheels that `pip install .` needs offline (scikit-build-core,
 #                     nanobind, packaging, pathspec; ninja as a fallback); a relative path is taken
@@ -82,9 +88,30 @@ stage_build() {
   if [ "$rc" -eq 0 ]; then report build PASS "$detail"; else report build FAIL "exit $rc; $detail; see build.log"; fi
 }
 
+stage_unpack() {
+  local tarball="${FLASH_PREBUILT:-}" built_at="${FLASH_PREBUILT_ROOT:-/work/main}"
+  if [ -z "$tarball" ] || [ ! -f "$tarball" ]; then
+    report unpack FAIL "FLASH_PREBUILT='$tarball' is not a file"
+    return
+  fi
+  tar -xf "$tarball" -C "$root" || { report unpack FAIL "tar -xf $tarball failed"; return; }
+  local linked="same path"
+  if [ "$(cd "$built_at" 2>/dev/null && pwd -P)" != "$(pwd -P)" ]; then
+    if [ -e "$built_at" ]; then
+      report unpack FAIL "$built_at exists and is not this tree: the build's absolute paths would point there"
+      return
+    fi
+    mkdir -p "$(dirname "$built_at")" && ln -s "$root" "$built_at" && linked="linked $built_at -> $root"
+  fi
+  report unpack PASS "$(basename "$tarball"), $linked"
+}
+
 stage_test() {
   local log="$OUT/ctest.log"
   local args=(--test-dir "$build_dir" -j "$ctest_jobs" --output-on-failure)
+  local extra=()
+  read -r -a extra <<< "${FLASH_CTEST_ARGS:-}"
+  args+=("${extra[@]}")
   # The JUnit file stays in the build folder: $OUT holds at most 8 files.
   if version_at_least "$(ctest --version | head -n 1 | awk '{print $3}')" 3.21; then
     args+=(--output-junit "$build_dir/ctest-junit.xml")
@@ -227,8 +254,13 @@ stage_sanitize() {
   # and multi-tile entries) with softcap, seqused_k and causal, then with a two-sided window.
   local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700"
   local packed="--heads 4 --heads-k 2 --varlen-q-lens 1,300,0,129,700 --varlen-k-lens 5,700,17,0,333"
+  # Decode on the general instances: GQA packing, split keys (the combine kernel) and a paged cache
+  # whose pages are not whole key blocks, NaN-free but partly used.
+  local decode="--heads 8 --heads-k 2 --batch 3 --seqlen-q 3 --seqlen-k 700 --seqused-k 700,1,333 --num-splits 3"
   local general_runs=("$packed --causal --softcap 30 --seqused-k 5,650,17,0,200"
-                      "$packed --no-causal --window-left 64 --window-right 17")
+                      "$packed --no-causal --window-left 64 --window-right 17"
+                      "$decode --causal --page-size 48"
+                      "$decode --no-causal --page-size 256")
   # memcheck covers every instance and run; racecheck and synccheck (slow) the first run of the bf16
   # head dims 64/128/256. Each run takes ~25 s on the H100 (24 kernels to instrument).
   local deep_dims=" 64 128 256 "
@@ -305,8 +337,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build test python sanitize bench peers)
 for stage in "${stages[@]}"; do
   case "$stage" in
-    build|test|python|sanitize|bench|peers) "stage_$stage" ;;
-    *) report "$stage" FAIL "unknown stage (expected build, test, python, sanitize, bench or peers)" ;;
+    unpack|build|test|python|sanitize|bench|peers) "stage_$stage" ;;
+    *) report "$stage" FAIL "unknown stage (expected unpack, build, test, python, sanitize, bench or peers)" ;;
   esac
 done
 

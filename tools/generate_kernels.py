@@ -41,6 +41,10 @@ def launcher_name(dtype, head_dim, variant):
     return f"run_fwd_{kernel_name(dtype, head_dim, variant)}"
 
 
+def tiles_name(dtype, head_dim, variant):
+    return f"tiles_fwd_{kernel_name(dtype, head_dim, variant)}"
+
+
 def instance_file(dtype, head_dim, variant):
     return f"fwd_{kernel_name(dtype, head_dim, variant)}.cu"
 
@@ -55,17 +59,22 @@ def render_instance(dtype, head_dim, variant):
         + f"Status {launcher_name(dtype, head_dim, variant)}(const FwdArgs& args, cudaStream_t stream) {{\n"
         + f"  return sm90::launch_fwd<{element}, {head_dim}, /*kGeneral=*/{general}>(args, stream);\n"
         + "}\n\n"
+        + f"KernelTiles {tiles_name(dtype, head_dim, variant)}() {{\n"
+        + f"  return sm90::fwd_tiles<{element}, {head_dim}, /*kGeneral=*/{general}>();\n"
+        + "}\n\n"
         + "}  // namespace flash::detail\n"
     )
 
 
 def render_table():
     decls = "".join(
-        f"Status {launcher_name(d, h, v)}(const FwdArgs& args, cudaStream_t stream);\n" for d, h, v in KERNELS
+        f"Status {launcher_name(d, h, v)}(const FwdArgs& args, cudaStream_t stream);\n"
+        f"KernelTiles {tiles_name(d, h, v)}();\n"
+        for d, h, v in KERNELS
     )
     rows = "".join(
         f'    {{{DTYPES[d][0]}, {h}, /*general=*/{"true" if v == "general" else "false"}, '
-        f'&{launcher_name(d, h, v)}, "{kernel_name(d, h, v)}"}},\n'
+        f'&{launcher_name(d, h, v)}, &{tiles_name(d, h, v)}, "{kernel_name(d, h, v)}"}},\n'
         for d, h, v in KERNELS
     )
     return (

@@ -484,4 +484,7 @@ NB_MODULE(_flash_sm90, m) {
   m.attr("ERROR_INVALID_WINDOW") = static_cast<int>(flash::kErrorInvalidWindow);
   m.attr("ERROR_INVALID_SOFTCAP") = static_cast<int>(flash::kErrorInvalidSoftcap);
   m.attr("ERROR_INVALID_VARLEN") = static_cast<int>(flash::kErrorInvalidVarlen);
+  m.attr("ERROR_INVALID_SPLITS") = static_cast<int>(flash::kErrorInvalidSplits);
+  m.attr("ERROR_INVALID_WORKSPACE") = static_cast<int>(flash::kErrorInvalidWorkspace);
+  m.attr("ERROR_INVALID_PAGING") = static_cast<int>(flash::kErrorInvalidPaging);
 }

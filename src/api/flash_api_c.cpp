@@ -34,6 +34,10 @@ static_assert(FLASH_C_ERROR_INTERNAL == flash::kErrorInternal);
 static_assert(FLASH_C_ERROR_INVALID_WINDOW == flash::kErrorInvalidWindow);
 static_assert(FLASH_C_ERROR_INVALID_SOFTCAP == flash::kErrorInvalidSoftcap);
 static_assert(FLASH_C_ERROR_INVALID_VARLEN == flash::kErrorInvalidVarlen);
+static_assert(FLASH_C_ERROR_INVALID_SPLITS == flash::kErrorInvalidSplits);
+static_assert(FLASH_C_ERROR_INVALID_WORKSPACE == flash::kErrorInvalidWorkspace);
+static_assert(FLASH_C_ERROR_INVALID_PAGING == flash::kErrorInvalidPaging);
+static_assert(FLASH_C_MAX_SPLITS == flash::kMaxSplits);
 static_assert(FLASH_C_DTYPE_FP16 == static_cast<int>(flash::DataType::FP16));
 static_assert(FLASH_C_DTYPE_BF16 == static_cast<int>(flash::DataType::BF16));
 static_assert(FLASH_C_DTYPE_FP8_E4M3 == static_cast<int>(flash::DataType::FP8_E4M3));
@@ -46,7 +50,6 @@ static_assert(sizeof(void*) != 8 || kParamsV1Size == 184, "the version-1 layout 
 // Version 2 appends the variable-length, window and softcap fields right after version 1's end,
 // with no implicit padding anywhere (every offset is the previous field's end).
 constexpr size_t kParamsV2Size = offsetof(flash_fwd_params_c, reserved1) + sizeof(int32_t);
-static_assert(kParamsV2Size == sizeof(flash_fwd_params_c), "no trailing padding after reserved1");
 static_assert(offsetof(flash_fwd_params_c, cu_seqlens_q) == kParamsV1Size);
 static_assert(offsetof(flash_fwd_params_c, cu_seqlens_k) == offsetof(flash_fwd_params_c, cu_seqlens_q) + sizeof(void*));
 static_assert(offsetof(flash_fwd_params_c, seqused_k) == offsetof(flash_fwd_params_c, cu_seqlens_k) + sizeof(void*));
@@ -59,6 +62,20 @@ static_assert(offsetof(flash_fwd_params_c, softcap) == offsetof(flash_fwd_params
 static_assert(offsetof(flash_fwd_params_c, reserved1) == offsetof(flash_fwd_params_c, softcap) + sizeof(float));
 static_assert(sizeof(float) == 4);
 static_assert(sizeof(void*) != 8 || kParamsV2Size == 232, "the version-2 layout must not change");
+// Version 3 appends the paged-KV and split-KV fields, again without implicit padding.
+constexpr size_t kParamsV3Size = offsetof(flash_fwd_params_c, workspace_bytes) + sizeof(uint64_t);
+static_assert(kParamsV3Size == sizeof(flash_fwd_params_c), "no trailing padding after workspace_bytes");
+static_assert(offsetof(flash_fwd_params_c, page_table) == kParamsV2Size);
+static_assert(offsetof(flash_fwd_params_c, page_table_stride) == offsetof(flash_fwd_params_c, page_table) + sizeof(void*));
+static_assert(offsetof(flash_fwd_params_c, page_size) == offsetof(flash_fwd_params_c, page_table_stride) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, num_pages) == offsetof(flash_fwd_params_c, page_size) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, num_splits) == offsetof(flash_fwd_params_c, num_pages) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, workspace) == offsetof(flash_fwd_params_c, num_splits) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, workspace_bytes) == offsetof(flash_fwd_params_c, workspace) + sizeof(void*));
+static_assert(sizeof(void*) != 8 || kParamsV3Size == 272, "the version-3 layout must not change");
+
+// Bytes each layout version promises.
+size_t layout_size(uint32_t version) { return version >= 3 ? kParamsV3Size : version == 2 ? kParamsV2Size : kParamsV1Size; }
 
 // The oldest layout version this library still accepts.
 constexpr uint32_t kOldestVersion = 1;
@@ -100,11 +117,12 @@ int32_t check_header(const flash_fwd_params_c* params) {
                                    " is not supported; this library knows versions " + std::to_string(kOldestVersion) +
                                    " to " + std::to_string(FLASH_C_PARAMS_VERSION));
   }
-  if (params->version >= 2 && params->struct_size < kParamsV2Size) {
+  if (params->struct_size < layout_size(params->version)) {
     return flash::detail::fail(flash::kErrorInvalidStruct,
                                "params->struct_size = " + std::to_string(params->struct_size) +
-                                   " is smaller than the version-2 layout (" + std::to_string(kParamsV2Size) +
-                                   " bytes) that params->version = " + std::to_string(params->version) +
+                                   " is smaller than the version-" + std::to_string(params->version) + " layout (" +
+                                   std::to_string(layout_size(params->version)) + " bytes) that params->version = " +
+                                   std::to_string(params->version) +
                                    " promises; call flash_c_params_init before setting the fields");
   }
   return flash::kSuccess;
@@ -150,6 +168,15 @@ flash::FlashAttentionParams to_cpp(const flash_fwd_params_c& c) {
     p.window_size_left = c.window_size_left;
     p.window_size_right = c.window_size_right;
     p.softcap = c.softcap;
+  }
+  if (c.version >= 3) {
+    p.page_table = c.page_table;
+    p.page_table_stride = c.page_table_stride;
+    p.page_size = c.page_size;
+    p.num_pages = c.num_pages;
+    p.num_splits = c.num_splits;
+    p.workspace = c.workspace;
+    p.workspace_bytes = static_cast<size_t>(c.workspace_bytes);
   }
   return p;
 }
@@ -205,6 +232,13 @@ int32_t flash_c_params_init(flash_fwd_params_c* params) {
     params->window_size_right = defaults.window_size_right;
     params->softcap = defaults.softcap;
     params->reserved1 = 0;
+    params->page_table = defaults.page_table;
+    params->page_table_stride = defaults.page_table_stride;
+    params->page_size = defaults.page_size;
+    params->num_pages = defaults.num_pages;
+    params->num_splits = defaults.num_splits;
+    params->workspace = defaults.workspace;
+    params->workspace_bytes = defaults.workspace_bytes;
     return flash::kSuccess;
   });
 }
@@ -214,6 +248,18 @@ int32_t flash_c_forward(const flash_fwd_params_c* params, void* stream) {
     flash::detail::clear_last_error();
     if (const int32_t s = check_header(params); s != flash::kSuccess) return s;
     return flash::flash_attention_forward(to_cpp(*params), static_cast<cudaStream_t>(stream));
+  });
+}
+
+int32_t flash_c_workspace_size(const flash_fwd_params_c* params, uint64_t* bytes) {
+  return guarded([&]() -> int32_t {
+    flash::detail::clear_last_error();
+    if (const int32_t s = check_header(params); s != flash::kSuccess) return s;
+    if (bytes == nullptr) return flash::detail::fail(flash::kErrorNullPointer, "bytes is null; it receives the workspace size");
+    size_t size = 0;
+    const int32_t status = flash::flash_attention_workspace_size(to_cpp(*params), &size);
+    if (status == flash::kSuccess) *bytes = size;
+    return status;
   });
 }
 

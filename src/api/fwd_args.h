@@ -45,18 +45,47 @@ struct FwdArgs {
   int total_q = 0;
   int total_k = 0;
   TensorStrides q_strides, k_strides, v_strides, out_strides;
+  // Paged KV cache: non-null page_table (device, [batch, page_table_stride]) makes k and v
+  // [num_pages, page_size, num_heads_k, head_dim]; their batch strides step from page to page.
+  const int32_t* page_table = nullptr;
+  int page_table_stride = 0;
+  int page_size = 0;
+  int num_pages = 0;
+  int requested_splits = 0;         // FlashAttentionParams::num_splits (0: automatic)
+  void* workspace = nullptr;        // the caller's, workspace_bytes long (or null)
+  size_t workspace_bytes = 0;
   int device = 0;
   int num_sms = 0;   // multiprocessors of `device`: the persistent grid's size
+
+  // The launch plan (launch_plan.h), filled after the checks.
+  // pack_gqa: the num_heads / num_heads_k query heads of one KV head share a tile, whose rows are
+  // (query row, head in group) pairs: row r of an entry is query r / ratio of head
+  // kv_head * ratio + r % ratio.
+  bool pack_gqa = false;
+  // num_splits > 1: tile (query block, head, entry) runs as num_splits CTAs over consecutive
+  // ranges of its key blocks; each writes O (normalised by its own sum) and LSE to the workspace
+  // views below, and the combine kernel merges them into out and softmax_lse.
+  int num_splits = 1;
+  float* lse_partial = nullptr;   // [num_splits, num_heads, partial_rows]
+  float* o_partial = nullptr;     // [num_splits, num_heads, partial_rows, head_dim]
+  int partial_rows = 0;           // query rows of the whole batch: batch * seqlen_q, or total_q packed
 };
 
-// Whether the arguments need a kernel's general variant (packed batches, seqused_k, a left window
-// or softcap); the dense variant covers the rest.
+// Whether the arguments need a kernel's general variant (packed batches, seqused_k, a left window,
+// softcap, a paged KV cache, GQA packing or split keys); the dense variant covers the rest.
 inline bool needs_general_kernel(const FwdArgs& args) {
   return args.cu_seqlens_q != nullptr || args.seqused_k != nullptr || args.window_left >= 0 ||
-         args.softcap_scale != 0.0f;
+         args.softcap_scale != 0.0f || args.page_table != nullptr || args.pack_gqa || args.num_splits > 1;
 }
 
 using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
+
+// The tile of a kernel instance: query rows per CTA and key rows per pipeline stage.
+struct KernelTiles {
+  int block_m = 0;
+  int block_n = 0;
+};
+using FwdTilesQuery = KernelTiles (*)();
 
 // One row of the kernel table written by tools/generate_kernels.py.
 struct KernelEntry {
@@ -64,6 +93,7 @@ struct KernelEntry {
   int head_dim;
   bool general;   // the general variant (needs_general_kernel), else the dense one
   FwdLauncher launch;
+  FwdTilesQuery tiles;
   const char* name;
 };
 

@@ -46,6 +46,9 @@ const char* status_string(int status) {
     case kErrorInvalidWindow: return "invalid attention window";
     case kErrorInvalidSoftcap: return "invalid softcap";
     case kErrorInvalidVarlen: return "invalid variable-length arguments";
+    case kErrorInvalidSplits: return "invalid num_splits";
+    case kErrorInvalidWorkspace: return "missing or too small workspace";
+    case kErrorInvalidPaging: return "invalid paged KV cache arguments";
     default: return "unknown status";
   }
 }

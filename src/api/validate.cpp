@@ -21,9 +21,13 @@ namespace {
 
 // TMA loads and stores move 16-byte units: base addresses and strides must be multiples of it.
 constexpr int64_t kTensorAlignBytes = 16;
-// softmax_lse is written as plain fp32 values; cu_seqlens_q/k and seqused_k are read as int32.
+// softmax_lse is written as plain fp32 values; cu_seqlens_q/k, seqused_k and page_table are read
+// as int32; the split-KV workspace as float4.
 constexpr int64_t kLseAlignBytes = 4;
 constexpr int64_t kInt32AlignBytes = 4;
+constexpr int64_t kWorkspaceAlignBytes = 16;
+// Pages are loaded in boxes of 16 rows (the paged TMA chunk, src/sm90/traits.cuh).
+constexpr int kPageGranularity = 16;
 // A TMA descriptor's global strides must be below 2^40 bytes.
 constexpr uint64_t kMaxStrideBytes = uint64_t{1} << 40;
 // A TMA box spans at most 256 elements per dimension, and head_dim is loaded as one box row.
@@ -99,12 +103,15 @@ std::string num(double value) {
 
 // One [batch, seqlen, heads, head_dim] operand as the checks see it; with variable-length
 // batches one packed [total, heads, head_dim] operand (batch 1, rows = total_q or total_k).
+// A paged k or v is [num_pages, page_size, heads, head_dim]: its "batch" is the page.
 struct TensorSpec {
   const char* name;          // "q", "k", "v" or "out"
   const void* ptr;
   bool packed;               // variable length: no batch dimension, batch stride 0
-  int seqlen;                // rows per batch entry: seqlen_q/k, or total_q/k when packed
-  const char* seqlen_name;   // "seqlen_q", "seqlen_k", "total_q" or "total_k"
+  int batch;                 // batch_size, 1 when packed, num_pages when paged
+  const char* batch_name;    // "batch_size" or "num_pages"
+  int seqlen;                // rows per batch entry: seqlen_q/k, total_q/k when packed, page_size when paged
+  const char* seqlen_name;   // "seqlen_q", "seqlen_k", "total_q", "total_k" or "page_size"
   int heads;
   const char* heads_name;    // "num_heads" or "num_heads_k"
   TensorStrides given;       // as passed: 0 selects the contiguous default
@@ -305,6 +312,62 @@ Status check_varlen(const FlashAttentionParams& p) {
   return kSuccess;
 }
 
+// Paged KV: page_table with page_size (a multiple of 16), num_pages and page_table_stride, all
+// positive, room for the longest cache, and no cu_seqlens; without page_table all three are 0.
+Status check_paging(const FlashAttentionParams& p) {
+  const std::array<std::pair<const char*, int>, 3> fields = {
+      {{"page_size", p.page_size}, {"num_pages", p.num_pages}, {"page_table_stride", p.page_table_stride}}};
+  if (p.page_table == nullptr) {
+    for (const auto& [name, value] : fields) {
+      if (value != 0) {
+        return fail(kErrorInvalidPaging, std::string(name) + " = " + std::to_string(value) +
+                                             " without page_table; page_size, num_pages and page_table_stride "
+                                             "must be 0 unless the KV cache is paged");
+      }
+    }
+    return kSuccess;
+  }
+  for (const auto& [name, value] : fields) {
+    if (value <= 0) {
+      return fail(kErrorInvalidPaging, std::string(name) + " = " + std::to_string(value) +
+                                           " must be positive with page_table");
+    }
+  }
+  if (p.page_size % kPageGranularity != 0 || p.page_size > kMaxTokens) {
+    return fail(kErrorInvalidPaging, "page_size = " + std::to_string(p.page_size) +
+                                         " is not supported; it must be a multiple of " +
+                                         std::to_string(kPageGranularity) + " keys (16, 32, ..., 256, ...)");
+  }
+  if (p.cu_seqlens_q != nullptr || p.cu_seqlens_k != nullptr) {
+    return fail(kErrorInvalidPaging, "page_table with cu_seqlens_q/cu_seqlens_k is not supported; a paged KV cache "
+                                     "takes dense queries [batch, seqlen_q, heads, head_dim] and seqused_k for "
+                                     "per-entry cache lengths");
+  }
+  const int64_t capacity = int64_t{p.page_table_stride} * p.page_size;
+  if (p.seqlen_k > capacity) {
+    return fail(kErrorInvalidPaging, "seqlen_k = " + std::to_string(p.seqlen_k) + " exceeds page_table_stride * page_size = " +
+                                         std::to_string(p.page_table_stride) + " * " + std::to_string(p.page_size) +
+                                         " = " + std::to_string(capacity) + ", the most keys a batch entry's pages hold");
+  }
+  return kSuccess;
+}
+
+// num_splits in [0, kMaxSplits]; a workspace pointer and its size come together.
+Status check_splits(const FlashAttentionParams& p) {
+  if (p.num_splits < 0 || p.num_splits > kMaxSplits) {
+    return fail(kErrorInvalidSplits, "num_splits = " + std::to_string(p.num_splits) + " is not supported; it must be 0 "
+                                         "(automatic), 1 (no split) or up to " + std::to_string(kMaxSplits));
+  }
+  if ((p.workspace == nullptr) != (p.workspace_bytes == 0)) {
+    return fail(kErrorInvalidWorkspace,
+                p.workspace == nullptr
+                    ? "workspace_bytes = " + std::to_string(p.workspace_bytes) + " with a null workspace; pass both or neither"
+                    : "workspace = " + hex(reinterpret_cast<uintptr_t>(p.workspace)) +
+                          " with workspace_bytes = 0; pass its size (flash_attention_workspace_size)");
+  }
+  return kSuccess;
+}
+
 // Fills the zero strides with their contiguous defaults, then requires every stride to be
 // non-negative and a whole number of 16-byte units.
 Status resolve_strides(const TensorSpec& t, int head_dim, int64_t elem_bytes) {
@@ -357,13 +420,19 @@ Status check_alignment(const std::array<TensorSpec, 4>& tensors, const FlashAtte
   if (lse_address % kLseAlignBytes != 0) {
     return fail(kErrorMisalignedPointer, "softmax_lse = " + hex(lse_address) + " is not aligned to 4 bytes (fp32)");
   }
-  const std::array<std::pair<const char*, const int32_t*>, 3> int_arrays = {
-      {{"cu_seqlens_q", p.cu_seqlens_q}, {"cu_seqlens_k", p.cu_seqlens_k}, {"seqused_k", p.seqused_k}}};
+  const std::array<std::pair<const char*, const int32_t*>, 4> int_arrays = {{{"cu_seqlens_q", p.cu_seqlens_q},
+                                                                            {"cu_seqlens_k", p.cu_seqlens_k},
+                                                                            {"seqused_k", p.seqused_k},
+                                                                            {"page_table", p.page_table}}};
   for (const auto& [name, ptr] : int_arrays) {
     const auto address = reinterpret_cast<uintptr_t>(ptr);
     if (address % kInt32AlignBytes != 0) {
       return fail(kErrorMisalignedPointer, std::string(name) + " = " + hex(address) + " is not aligned to 4 bytes (int32)");
     }
+  }
+  const auto workspace_address = reinterpret_cast<uintptr_t>(p.workspace);
+  if (workspace_address % kWorkspaceAlignBytes != 0) {
+    return fail(kErrorMisalignedPointer, "workspace = " + hex(workspace_address) + " is not aligned to 16 bytes");
   }
   return kSuccess;
 }
@@ -380,8 +449,9 @@ Status make_range(const char* name, const void* ptr, int64_t bytes, ByteRange* r
 }
 
 // Strides must fit a TMA descriptor and the last element's offset must fit int64.
-Status check_tensor_range(const TensorSpec& t, int batch, int head_dim, int64_t elem_bytes, ByteRange* range) {
+Status check_tensor_range(const TensorSpec& t, int head_dim, int64_t elem_bytes, ByteRange* range) {
   const TensorStrides& s = *t.resolved;
+  const int batch = t.batch;
   const std::array<std::pair<const char*, int64_t>, 3> strides = {
       {{"_batch_stride", s.batch}, {"_row_stride", s.row}, {"_head_stride", s.head}}};
   for (const auto& [suffix, value] : strides) {
@@ -400,7 +470,7 @@ Status check_tensor_range(const TensorSpec& t, int batch, int head_dim, int64_t 
   if (!fits || !checked_mul(offset + 1, elem_bytes, &bytes)) {
     const std::string n = t.name;
     // A packed (variable-length) tensor has no batch term.
-    const std::string batch_term = t.packed ? "" : "(batch_size - 1) * " + n + "_batch_stride + ";
+    const std::string batch_term = t.packed ? "" : "(" + std::string(t.batch_name) + " - 1) * " + n + "_batch_stride + ";
     const std::string batch_value = t.packed ? "" : "(" + std::to_string(batch) + " - 1) * " + std::to_string(s.batch) + " + ";
     return fail(kErrorSizeOverflow, n + ": the last element's offset " + batch_term + "(" + t.seqlen_name + " - 1) * " +
                                         n + "_row_stride + (" + t.heads_name + " - 1) * " + n +
@@ -429,14 +499,16 @@ Status check_lse_range(const FlashAttentionParams& p, ByteRange* range) {
   return make_range("softmax_lse", p.softmax_lse, bytes, range);
 }
 
-// The int32 arrays the kernel reads (cu_seqlens_q/k: batch_size + 1 values, seqused_k: batch_size),
-// for the aliasing checks against out and softmax_lse. Null arrays give no range.
+// The int32 arrays the kernel reads (cu_seqlens_q/k: batch_size + 1 values, seqused_k: batch_size,
+// page_table: batch_size * page_table_stride), for the aliasing checks against out, softmax_lse and
+// the workspace. Null arrays give no range.
 Status append_int_array_ranges(const FlashAttentionParams& p, std::vector<ByteRange>* ranges) {
   const int64_t entries = p.batch_size;   // > 0: checked before
-  const std::array<std::tuple<const char*, const int32_t*, int64_t>, 3> arrays = {
+  const std::array<std::tuple<const char*, const int32_t*, int64_t>, 4> arrays = {
       {{"cu_seqlens_q", p.cu_seqlens_q, entries + 1},
        {"cu_seqlens_k", p.cu_seqlens_k, entries + 1},
-       {"seqused_k", p.seqused_k, entries}}};
+       {"seqused_k", p.seqused_k, entries},
+       {"page_table", p.page_table, entries * p.page_table_stride}}};
   for (const auto& [name, ptr, count] : arrays) {
     if (ptr == nullptr) continue;
     ByteRange range{};
@@ -483,7 +555,8 @@ Status check_disjoint(const ByteRange& a, const ByteRange& b) {
   if (a.begin < b.end && b.begin < a.end) {
     return fail(kErrorAliasing, std::string(a.name) + " bytes [" + hex(a.begin) + ", " + hex(a.end) + ") overlap " +
                                     b.name + " bytes [" + hex(b.begin) + ", " + hex(b.end) +
-                                    "); out and softmax_lse must not share memory with an input or each other");
+                                    "); out, softmax_lse and workspace must not share memory with an input or "
+                                    "each other");
   }
   return kSuccess;
 }
@@ -505,19 +578,24 @@ const KernelEntry* find_kernel(DataType dtype, int head_dim, bool general) {
 Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   FwdArgs r;
   // With variable lengths (cu_seqlens_q/k) the tensors are packed: batch 1, rows total_q/total_k.
+  // With a paged KV cache k and v are [num_pages, page_size, heads, head_dim].
   const bool packed = p.cu_seqlens_q != nullptr && p.cu_seqlens_k != nullptr;
+  const bool paged = p.page_table != nullptr;
   const int rows_q = packed ? p.total_q : p.seqlen_q;
-  const int rows_k = packed ? p.total_k : p.seqlen_k;
+  const int rows_k = paged ? p.page_size : packed ? p.total_k : p.seqlen_k;
   const char* rows_q_name = packed ? "total_q" : "seqlen_q";
-  const char* rows_k_name = packed ? "total_k" : "seqlen_k";
+  const char* rows_k_name = paged ? "page_size" : packed ? "total_k" : "seqlen_k";
+  const int batch_q = packed ? 1 : p.batch_size;
+  const int batch_k = paged ? p.num_pages : batch_q;
+  const char* batch_k_name = paged ? "num_pages" : "batch_size";
   const std::array<TensorSpec, 4> tensors = {{
-      {"q", p.q, packed, rows_q, rows_q_name, p.num_heads, "num_heads",
+      {"q", p.q, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads",
        {p.q_batch_stride, p.q_row_stride, p.q_head_stride}, &r.q_strides},
-      {"k", p.k, packed, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
+      {"k", p.k, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
        {p.k_batch_stride, p.k_row_stride, p.k_head_stride}, &r.k_strides},
-      {"v", p.v, packed, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
+      {"v", p.v, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
        {p.v_batch_stride, p.v_row_stride, p.v_head_stride}, &r.v_strides},
-      {"out", p.out, packed, rows_q, rows_q_name, p.num_heads, "num_heads",
+      {"out", p.out, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads",
        {p.out_batch_stride, p.out_row_stride, p.out_head_stride}, &r.out_strides},
   }};
 
@@ -531,6 +609,8 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   if (Status s = resolve_window(p, &r); s != kSuccess) return s;
   // Before the strides: it decides whether the tensors are packed (no batch dimension).
   if (Status s = check_varlen(p); s != kSuccess) return s;
+  if (Status s = check_paging(p); s != kSuccess) return s;
+  if (Status s = check_splits(p); s != kSuccess) return s;
   const int64_t elem_bytes = element_bytes(p.dtype);
   for (const TensorSpec& t : tensors) {
     if (Status s = resolve_strides(t, p.head_dim, elem_bytes); s != kSuccess) return s;
@@ -542,10 +622,9 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
                                         std::to_string(kMaxHeadDim) + ", the largest TMA box dimension");
   }
   // ranges[i] belongs to tensors[i]: q, k, v, then out.
-  const int range_batch = packed ? 1 : p.batch_size;
   std::array<ByteRange, 4> ranges{};
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (Status s = check_tensor_range(tensors[i], range_batch, p.head_dim, elem_bytes, &ranges[i]); s != kSuccess) {
+    if (Status s = check_tensor_range(tensors[i], p.head_dim, elem_bytes, &ranges[i]); s != kSuccess) {
       return s;
     }
   }
@@ -568,6 +647,21 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
       if (Status s = check_disjoint(lse_range, input); s != kSuccess) return s;
     }
   }
+  // The whole workspace the caller hands over, whether or not this call splits.
+  if (p.workspace != nullptr) {
+    ByteRange workspace_range{};
+    if (Status s = make_range("workspace", p.workspace, static_cast<int64_t>(std::min<size_t>(p.workspace_bytes, INT64_MAX)),
+                              &workspace_range);
+        s != kSuccess) {
+      return s;
+    }
+    std::vector<ByteRange> others = inputs;
+    others.push_back(out_range);
+    if (p.softmax_lse != nullptr) others.push_back(lse_range);
+    for (const ByteRange& other : others) {
+      if (Status s = check_disjoint(workspace_range, other); s != kSuccess) return s;
+    }
+  }
 
   r.q = p.q;
   r.k = p.k;
@@ -586,6 +680,13 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   r.seqused_k = p.seqused_k;
   r.total_q = p.total_q;
   r.total_k = p.total_k;
+  r.page_table = p.page_table;
+  r.page_table_stride = p.page_table_stride;
+  r.page_size = p.page_size;
+  r.num_pages = p.num_pages;
+  r.requested_splits = p.num_splits;
+  r.workspace = p.workspace;
+  r.workspace_bytes = p.workspace_bytes;
   *args = r;
   return kSuccess;
 }

@@ -7,4 +7,8 @@ Status run_fwd_bf16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream) 
   return sm90::launch_fwd<cutlass::bfloat16_t, 80, /*kGeneral=*/false>(args, stream);
 }
 
+KernelTiles tiles_fwd_bf16_hdim80_dense_sm90() {
+  return sm90::fwd_tiles<cutlass::bfloat16_t, 80, /*kGeneral=*/false>();
+}
+
 }  // namespace flash::detail

@@ -7,4 +7,8 @@ Status run_fwd_fp16_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream)
   return sm90::launch_fwd<cutlass::half_t, 128, /*kGeneral=*/false>(args, stream);
 }
 
+KernelTiles tiles_fwd_fp16_hdim128_dense_sm90() {
+  return sm90::fwd_tiles<cutlass::half_t, 128, /*kGeneral=*/false>();
+}
+
 }  // namespace flash::detail

@@ -7,4 +7,8 @@ Status run_fwd_fp16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t strea
   return sm90::launch_fwd<cutlass::half_t, 128, /*kGeneral=*/true>(args, stream);
 }
 
+KernelTiles tiles_fwd_fp16_hdim128_general_sm90() {
+  return sm90::fwd_tiles<cutlass::half_t, 128, /*kGeneral=*/true>();
+}
+
 }  // namespace flash::detail

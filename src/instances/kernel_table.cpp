@@ -4,55 +4,79 @@
 namespace flash::detail {
 
 Status run_fwd_fp16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim64_dense_sm90();
 Status run_fwd_fp16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim64_general_sm90();
 Status run_fwd_fp16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim80_dense_sm90();
 Status run_fwd_fp16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim80_general_sm90();
 Status run_fwd_fp16_hdim96_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim96_dense_sm90();
 Status run_fwd_fp16_hdim96_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim96_general_sm90();
 Status run_fwd_fp16_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim128_dense_sm90();
 Status run_fwd_fp16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim128_general_sm90();
 Status run_fwd_fp16_hdim192_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim192_dense_sm90();
 Status run_fwd_fp16_hdim192_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim192_general_sm90();
 Status run_fwd_fp16_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim256_dense_sm90();
 Status run_fwd_fp16_hdim256_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim256_general_sm90();
 Status run_fwd_bf16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim64_dense_sm90();
 Status run_fwd_bf16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim64_general_sm90();
 Status run_fwd_bf16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim80_dense_sm90();
 Status run_fwd_bf16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim80_general_sm90();
 Status run_fwd_bf16_hdim96_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim96_dense_sm90();
 Status run_fwd_bf16_hdim96_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim96_general_sm90();
 Status run_fwd_bf16_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim128_dense_sm90();
 Status run_fwd_bf16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim128_general_sm90();
 Status run_fwd_bf16_hdim192_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim192_dense_sm90();
 Status run_fwd_bf16_hdim192_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim192_general_sm90();
 Status run_fwd_bf16_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim256_dense_sm90();
 Status run_fwd_bf16_hdim256_general_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim256_general_sm90();
 
 const KernelEntry kKernelTable[] = {
-    {DataType::FP16, 64, /*general=*/false, &run_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
-    {DataType::FP16, 64, /*general=*/true, &run_fwd_fp16_hdim64_general_sm90, "fp16_hdim64_general_sm90"},
-    {DataType::FP16, 80, /*general=*/false, &run_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
-    {DataType::FP16, 80, /*general=*/true, &run_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
-    {DataType::FP16, 96, /*general=*/false, &run_fwd_fp16_hdim96_dense_sm90, "fp16_hdim96_dense_sm90"},
-    {DataType::FP16, 96, /*general=*/true, &run_fwd_fp16_hdim96_general_sm90, "fp16_hdim96_general_sm90"},
-    {DataType::FP16, 128, /*general=*/false, &run_fwd_fp16_hdim128_dense_sm90, "fp16_hdim128_dense_sm90"},
-    {DataType::FP16, 128, /*general=*/true, &run_fwd_fp16_hdim128_general_sm90, "fp16_hdim128_general_sm90"},
-    {DataType::FP16, 192, /*general=*/false, &run_fwd_fp16_hdim192_dense_sm90, "fp16_hdim192_dense_sm90"},
-    {DataType::FP16, 192, /*general=*/true, &run_fwd_fp16_hdim192_general_sm90, "fp16_hdim192_general_sm90"},
-    {DataType::FP16, 256, /*general=*/false, &run_fwd_fp16_hdim256_dense_sm90, "fp16_hdim256_dense_sm90"},
-    {DataType::FP16, 256, /*general=*/true, &run_fwd_fp16_hdim256_general_sm90, "fp16_hdim256_general_sm90"},
-    {DataType::BF16, 64, /*general=*/false, &run_fwd_bf16_hdim64_dense_sm90, "bf16_hdim64_dense_sm90"},
-    {DataType::BF16, 64, /*general=*/true, &run_fwd_bf16_hdim64_general_sm90, "bf16_hdim64_general_sm90"},
-    {DataType::BF16, 80, /*general=*/false, &run_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
-    {DataType::BF16, 80, /*general=*/true, &run_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
-    {DataType::BF16, 96, /*general=*/false, &run_fwd_bf16_hdim96_dense_sm90, "bf16_hdim96_dense_sm90"},
-    {DataType::BF16, 96, /*general=*/true, &run_fwd_bf16_hdim96_general_sm90, "bf16_hdim96_general_sm90"},
-    {DataType::BF16, 128, /*general=*/false, &run_fwd_bf16_hdim128_dense_sm90, "bf16_hdim128_dense_sm90"},
-    {DataType::BF16, 128, /*general=*/true, &run_fwd_bf16_hdim128_general_sm90, "bf16_hdim128_general_sm90"},
-    {DataType::BF16, 192, /*general=*/false, &run_fwd_bf16_hdim192_dense_sm90, "bf16_hdim192_dense_sm90"},
-    {DataType::BF16, 192, /*general=*/true, &run_fwd_bf16_hdim192_general_sm90, "bf16_hdim192_general_sm90"},
-    {DataType::BF16, 256, /*general=*/false, &run_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
-    {DataType::BF16, 256, /*general=*/true, &run_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
+    {DataType::FP16, 64, /*general=*/false, &run_fwd_fp16_hdim64_dense_sm90, &tiles_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
+    {DataType::FP16, 64, /*general=*/true, &run_fwd_fp16_hdim64_general_sm90, &tiles_fwd_fp16_hdim64_general_sm90, "fp16_hdim64_general_sm90"},
+    {DataType::FP16, 80, /*general=*/false, &run_fwd_fp16_hdim80_dense_sm90, &tiles_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
+    {DataType::FP16, 80, /*general=*/true, &run_fwd_fp16_hdim80_general_sm90, &tiles_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
+    {DataType::FP16, 96, /*general=*/false, &run_fwd_fp16_hdim96_dense_sm90, &tiles_fwd_fp16_hdim96_dense_sm90, "fp16_hdim96_dense_sm90"},
+    {DataType::FP16, 96, /*general=*/true, &run_fwd_fp16_hdim96_general_sm90, &tiles_fwd_fp16_hdim96_general_sm90, "fp16_hdim96_general_sm90"},
+    {DataType::FP16, 128, /*general=*/false, &run_fwd_fp16_hdim128_dense_sm90, &tiles_fwd_fp16_hdim128_dense_sm90, "fp16_hdim128_dense_sm90"},
+    {DataType::FP16, 128, /*general=*/true, &run_fwd_fp16_hdim128_general_sm90, &tiles_fwd_fp16_hdim128_general_sm90, "fp16_hdim128_general_sm90"},
+    {DataType::FP16, 192, /*general=*/false, &run_fwd_fp16_hdim192_dense_sm90, &tiles_fwd_fp16_hdim192_dense_sm90, "fp16_hdim192_dense_sm90"},
+    {DataType::FP16, 192, /*general=*/true, &run_fwd_fp16_hdim192_general_sm90, &tiles_fwd_fp16_hdim192_general_sm90, "fp16_hdim192_general_sm90"},
+    {DataType::FP16, 256, /*general=*/false, &run_fwd_fp16_hdim256_dense_sm90, &tiles_fwd_fp16_hdim256_dense_sm90, "fp16_hdim256_dense_sm90"},
+    {DataType::FP16, 256, /*general=*/true, &run_fwd_fp16_hdim256_general_sm90, &tiles_fwd_fp16_hdim256_general_sm90, "fp16_hdim256_general_sm90"},
+    {DataType::BF16, 64, /*general=*/false, &run_fwd_bf16_hdim64_dense_sm90, &tiles_fwd_bf16_hdim64_dense_sm90, "bf16_hdim64_dense_sm90"},
+    {DataType::BF16, 64, /*general=*/true, &run_fwd_bf16_hdim64_general_sm90, &tiles_fwd_bf16_hdim64_general_sm90, "bf16_hdim64_general_sm90"},
+    {DataType::BF16, 80, /*general=*/false, &run_fwd_bf16_hdim80_dense_sm90, &tiles_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
+    {DataType::BF16, 80, /*general=*/true, &run_fwd_bf16_hdim80_general_sm90, &tiles_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
+    {DataType::BF16, 96, /*general=*/false, &run_fwd_bf16_hdim96_dense_sm90, &tiles_fwd_bf16_hdim96_dense_sm90, "bf16_hdim96_dense_sm90"},
+    {DataType::BF16, 96, /*general=*/true, &run_fwd_bf16_hdim96_general_sm90, &tiles_fwd_bf16_hdim96_general_sm90, "bf16_hdim96_general_sm90"},
+    {DataType::BF16, 128, /*general=*/false, &run_fwd_bf16_hdim128_dense_sm90, &tiles_fwd_bf16_hdim128_dense_sm90, "bf16_hdim128_dense_sm90"},
+    {DataType::BF16, 128, /*general=*/true, &run_fwd_bf16_hdim128_general_sm90, &tiles_fwd_bf16_hdim128_general_sm90, "bf16_hdim128_general_sm90"},
+    {DataType::BF16, 192, /*general=*/false, &run_fwd_bf16_hdim192_dense_sm90, &tiles_fwd_bf16_hdim192_dense_sm90, "bf16_hdim192_dense_sm90"},
+    {DataType::BF16, 192, /*general=*/true, &run_fwd_bf16_hdim192_general_sm90, &tiles_fwd_bf16_hdim192_general_sm90, "bf16_hdim192_general_sm90"},
+    {DataType::BF16, 256, /*general=*/false, &run_fwd_bf16_hdim256_dense_sm90, &tiles_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
+    {DataType::BF16, 256, /*general=*/true, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
 };
 
 const int kNumKernels = 24;

@@ -4,7 +4,10 @@
 // buffer, whose last store is waited for before it is rewritten, or in Q's buffer, which the store
 // then frees for the next tile's Q (barrier_q_free).
 // In a packed variable-length batch the rows past an entry's length belong to the next entry, which
-// a TMA store cannot leave out: there the consumer threads copy the staged tile row by row instead.
+// a TMA store cannot leave out, and with GQA packing a tile's rows belong to several heads: there
+// the consumer threads copy the staged tile row by row instead. A split tile (split-KV) writes its
+// O, normalised by its own row sums, and its LSE in fp32 straight from registers to the workspace,
+// where the combine kernel merges the splits.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -34,16 +37,28 @@ struct EpilogueFwdSm90 {
   struct Params {
     ShapeO shape_o;
     TmaO tma_o;
-    Element* out;              // the row-by-row store of packed batches
+    Element* out;              // the row-by-row store (packed batches, GQA packing)
+    int64_t out_batch_stride;
     int64_t out_row_stride;
     int64_t out_head_stride;
     int head_dim;
     bool packed;
+    bool pack_gqa;             // tile row r: query r / head_ratio of head tile.head * head_ratio + r % head_ratio
+    int head_ratio;
     // LSE of (batch, head, row): lse[batch * lse_batch_stride + head * lse_head_stride + offset_q +
     // row]; [batch, num_heads, seqlen_q] dense, [num_heads, total_q] packed; null: not written.
     float* lse;
     int64_t lse_batch_stride;
     int64_t lse_head_stride;
+    // Split keys (num_splits > 1): row `row` of entry `batch`, head h, split s goes to partial row
+    // p = (s * num_heads + h) * partial_rows + batch * seqlen_q + offset_q + row (batch 0 packed):
+    // LSE at lse_partial[p], O at o_partial[p * head_dim].
+    int num_splits;
+    int num_heads;
+    int seqlen_q;
+    int partial_rows;
+    float* lse_partial;
+    float* o_partial;
   };
 
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
@@ -55,13 +70,38 @@ struct EpilogueFwdSm90 {
     return {o.shape(),
             make_tma_copy(SM90_TMA_STORE{}, o, SmemLayoutO{}, select<0, 1>(TileShapePV{}), _1{}),
             static_cast<Element*>(args.out),
+            args.out_strides.batch,
             args.out_strides.row,
             args.out_strides.head,
             args.head_dim,
             seqlens.packed(),
+            args.pack_gqa,
+            args.num_heads / args.num_heads_k,
             args.lse,
             seqlens.packed() ? 0 : args.num_heads * rows,
-            rows};
+            rows,
+            args.num_splits,
+            args.num_heads,
+            args.seqlen_q,
+            args.partial_rows,
+            args.lse_partial,
+            args.o_partial};
+  }
+
+  // Where tile row `row` (0..kBlockM) goes: its query row within the entry and its query head; valid
+  // is false for rows past the entry.
+  struct RowTarget {
+    int query;
+    int head;
+    bool valid;
+  };
+  CUTE_DEVICE static RowTarget target(Params const& p, TileCoord const& tile, SeqLenInfo const& seq, int row) {
+    int const r = tile.m_block * Traits::kBlockM + row;
+    if (Traits::kGeneral && p.pack_gqa) {
+      int const query = r / p.head_ratio;
+      return {query, tile.head * p.head_ratio + r - query * p.head_ratio, query < seq.len_q};
+    }
+    return {r, tile.head, r < seq.len_q};
   }
 
   CUTE_DEVICE static void prefetch_tma_descriptors(Params const& p) {
@@ -74,6 +114,17 @@ struct EpilogueFwdSm90 {
                                 SharedStorage& storage, int thread_idx, TileCoord tile, SeqLenInfo const& seq,
                                 int tensor_batch) {
     scale_rows(tOrO, o_scale);
+    if constexpr (Traits::kGeneral) {
+      if (p.num_splits > 1) {
+        store_partial(p, tOrO, lse, thread_idx, tile, seq, tensor_batch);
+        if constexpr (!Traits::kSeparateO) {
+          // Every warpgroup's GEMMs are done with Q's buffer: the producer may load the next Q.
+          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
+          if (thread_idx == 0) storage.barrier_q_free.arrive();
+        }
+        return;
+      }
+    }
     Tensor tOrO_out = make_tensor<Element>(tOrO.layout());
     convert_fragment(tOrO, tOrO_out);
 
@@ -94,16 +145,16 @@ struct EpilogueFwdSm90 {
     if (p.lse != nullptr && thread_idx % 4 == 0) {   // a quad shares its rows; its first thread writes
       Tensor tOcO = TiledMmaPV{}.get_thread_slice(thread_idx).partition_C(make_identity_tensor(select<0, 1>(TileShapePV{})));
       Tensor rows = make_tensor(tOcO.data(), rowcol_layout(tOcO.layout()));
-      float* lse_head = p.lse + tile.batch * p.lse_batch_stride + tile.head * p.lse_head_stride + seq.offset_q;
+      float* lse_entry = p.lse + tile.batch * p.lse_batch_stride + seq.offset_q;
       CUTE_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        int const row = tile.m_block * Traits::kBlockM + get<0>(rows(r, 0));
-        if (row < seq.len_q) lse_head[row] = lse[r];
+        RowTarget const t = target(p, tile, seq, get<0>(rows(r, 0)));
+        if (t.valid) lse_entry[t.head * p.lse_head_stride + t.query] = lse[r];
       }
     }
 
-    if (Traits::kGeneral && p.packed) {
-      copy_rows(p, sO, thread_idx, tile, seq);
+    if (Traits::kGeneral && (p.packed || p.pack_gqa)) {
+      copy_rows(p, sO, thread_idx, tile, seq, tensor_batch);
       if constexpr (!Traits::kSeparateO) {
         // Every thread has read its part of Q's buffer: the producer may load the next Q.
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
@@ -122,25 +173,50 @@ struct EpilogueFwdSm90 {
     }
   }
 
-  // Packed batches: the consumer threads copy the staged tile's rows that belong to the entry, 16
-  // bytes at a time, consecutive threads along a row. The shared-memory swizzle moves whole 16-byte
-  // units, so each unit is contiguous in sO.
+  // Packed batches and GQA packing: the consumer threads copy the staged tile's rows that belong
+  // to the entry, 16 bytes at a time, consecutive threads along a row. The shared-memory swizzle
+  // moves whole 16-byte units, so each unit is contiguous in sO.
   template <class TensorS>
   CUTE_DEVICE static void copy_rows(Params const& p, TensorS const& sO, int thread_idx, TileCoord tile,
-                                    SeqLenInfo const& seq) {
+                                    SeqLenInfo const& seq, int tensor_batch) {
     constexpr int kUnit = 16 / sizeof(Element);
     constexpr int kUnitsPerRow = Traits::kHeadDim / kUnit;
-    int const row0 = tile.m_block * Traits::kBlockM;
-    int const rows = min(Traits::kBlockM, seq.len_q - row0);
     int const units = p.head_dim / kUnit;   // the rest of a padded row is not part of out
-    Element* out = p.out + int64_t(seq.offset_q + row0) * p.out_row_stride + int64_t(tile.head) * p.out_head_stride;
+    Element* out = p.out + tensor_batch * p.out_batch_stride + int64_t(seq.offset_q) * p.out_row_stride;
 #pragma unroll 1   // unrolled, its addresses were hoisted out of the tile loop and spilled
-    for (int i = thread_idx; i < rows * kUnitsPerRow; i += Traits::kNumMmaThreads) {
+    for (int i = thread_idx; i < Traits::kBlockM * kUnitsPerRow; i += Traits::kNumMmaThreads) {
       int const row = i / kUnitsPerRow;
       int const unit = i % kUnitsPerRow;
+      RowTarget const t = target(p, tile, seq, row);
+      if (!t.valid) break;   // rows are in order: the rest of the tile is past the entry
       if (unit < units) {
-        *reinterpret_cast<uint4*>(out + row * p.out_row_stride + unit * kUnit) =
-            *reinterpret_cast<uint4 const*>(&sO(row, unit * kUnit));
+        *reinterpret_cast<uint4*>(out + int64_t(t.query) * p.out_row_stride + int64_t(t.head) * p.out_head_stride +
+                                  unit * kUnit) = *reinterpret_cast<uint4 const*>(&sO(row, unit * kUnit));
+      }
+    }
+  }
+
+  // Split keys: O (already normalised by this split's row sums) and LSE in fp32 into the
+  // workspace, straight from the accumulator registers; a thread holds column pairs of its rows.
+  template <class FragO, int kRows>
+  CUTE_DEVICE static void store_partial(Params const& p, FragO const& tOrO, float const (&lse)[kRows], int thread_idx,
+                                        TileCoord tile, SeqLenInfo const& seq, int tensor_batch) {
+    Tensor tOcO = TiledMmaPV{}.get_thread_slice(thread_idx).partition_C(make_identity_tensor(select<0, 1>(TileShapePV{})));
+    Tensor coords = make_tensor(tOcO.data(), rowcol_layout(tOcO.layout()));
+    Tensor values = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
+    static_assert(decltype(size<0>(values))::value == kRows);
+    int64_t const entry_row = int64_t(tensor_batch) * p.seqlen_q + seq.offset_q;
+    CUTE_UNROLL
+    for (int r = 0; r < kRows; ++r) {
+      RowTarget const t = target(p, tile, seq, get<0>(coords(r, 0)));
+      if (!t.valid) continue;
+      int64_t const row = (int64_t(tile.split) * p.num_heads + t.head) * p.partial_rows + entry_row + t.query;
+      if (thread_idx % 4 == 0) p.lse_partial[row] = lse[r];
+      float* o_row = p.o_partial + row * p.head_dim;
+      CUTE_UNROLL
+      for (int c = 0; c < size<1>(values); c += 2) {   // columns c and c + 1 are adjacent
+        int const col = get<1>(coords(r, c));
+        if (col < p.head_dim) *reinterpret_cast<float2*>(o_row + col) = make_float2(values(r, c), values(r, c + 1));
       }
     }
   }

@@ -35,10 +35,17 @@ struct FwdKernelSm90 {
     SeqLens seqlens;
   };
 
+  // Tiles per (head, entry): query blocks of seqlen_q rows, or with GQA packing of seqlen_q x ratio
+  // rows per KV head.
+  static int num_m_blocks(detail::FwdArgs const& args) {
+    int64_t const rows = int64_t(args.seqlen_q) * (args.pack_gqa ? args.num_heads / args.num_heads_k : 1);
+    return int((rows + Traits::kBlockM - 1) / Traits::kBlockM);
+  }
+  static int tile_heads(detail::FwdArgs const& args) { return args.pack_gqa ? args.num_heads_k : args.num_heads; }
+
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
-    int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
     return {Mainloop::to_underlying_arguments(args), Epilogue::to_underlying_arguments(args),
-            Scheduler::make_params(num_m_blocks, args.num_heads, args.batch), SeqLens::from(args)};
+            Scheduler::make_params(num_m_blocks(args), tile_heads(args), args.batch, args.num_splits), SeqLens::from(args)};
   }
 
   CUTE_DEVICE static SeqLenInfo seq_info(Params const& params, int batch) {
@@ -49,8 +56,11 @@ struct FwdKernelSm90 {
   }
   // A tile of a packed batch whose entry is shorter than seqlen_q (the longest) may hold no query
   // row: producer and consumers both skip it, so the per-tile barrier phases stay in step.
-  CUTE_DEVICE static bool has_rows(TileCoord const& tile, SeqLenInfo const& seq) {
-    return !Traits::kGeneral || tile.m_block * Traits::kBlockM < seq.len_q;
+  CUTE_DEVICE static bool has_rows(Params const& params, TileCoord const& tile, SeqLenInfo const& seq) {
+    return !Traits::kGeneral || tile.m_block * Traits::kBlockM < Mainloop::tile_rows(params.mainloop, seq);
+  }
+  CUTE_DEVICE static TileCoord coord(Params const& params, int t) {
+    return Scheduler::template coord<Traits::kGeneral>(params.scheduler, t);
   }
 
   CUTE_DEVICE void operator()(Params const& params, char* smem) {
@@ -59,10 +69,12 @@ struct FwdKernelSm90 {
     int const warp = cutlass::canonical_warp_idx_sync();
     bool const lane_predicate = cute::elect_one_sync();
 
+    // Q arrives by TMA (one arrival with its bytes) or, with GQA packing, from one warp's copies.
+    bool const pack_gqa = Traits::kGeneral && params.mainloop.pack_gqa;
     if (warp == 0 && lane_predicate) {
       Mainloop::prefetch_tma_descriptors(params.mainloop);
       Epilogue::prefetch_tma_descriptors(params.epilogue);
-      storage.barrier_q.init(1);
+      storage.barrier_q.init(pack_gqa ? 32 : 1);
       storage.barrier_q_free.init(Traits::kQFreeArrivals);
     }
     typename Pipeline::Params pipeline_params;
@@ -83,20 +95,30 @@ struct FwdKernelSm90 {
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
-          TileCoord const tile = Scheduler::coord(params.scheduler, t);
+          TileCoord const tile = coord(params, t);
           SeqLenInfo const seq = seq_info(params, tile.batch);
-          if (!has_rows(tile, seq)) continue;
-          auto const mask = Mainloop::make_mask(params.mainloop, seq);
+          if (!has_rows(params, tile, seq)) continue;
+          auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
           auto wait_q_buffer = [&storage, iteration] {
             if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
           };
           Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, seq,
-                         tensor_batch(params, tile.batch), mask.n_block_begin(tile.m_block),
-                         mask.n_block_end(tile.m_block), wait_q_buffer);
+                         tensor_batch(params, tile.batch), range.begin, range.end, wait_q_buffer);
           ++iteration;
         }
         pipeline_k.producer_tail(state);
         pipeline_v.producer_tail(state);
+      } else if (pack_gqa && warp == 1) {   // GQA packing: this warp loads Q, tile by tile
+        int iteration = 0;
+        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+          TileCoord const tile = coord(params, t);
+          SeqLenInfo const seq = seq_info(params, tile.batch);
+          if (!has_rows(params, tile, seq)) continue;
+          if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
+          Mainloop::load_q_packed(params.mainloop, storage, tile, seq, tensor_batch(params, tile.batch),
+                                  threadIdx.x % 32);
+          ++iteration;
+        }
       }
     } else {
       cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegisters>();
@@ -104,12 +126,12 @@ struct FwdKernelSm90 {
       PipelineState state;
       int iteration = 0;
       for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
-        TileCoord const tile = Scheduler::coord(params.scheduler, t);
+        TileCoord const tile = coord(params, t);
         SeqLenInfo const seq = seq_info(params, tile.batch);
-        if (!has_rows(tile, seq)) continue;
-        auto const mask = Mainloop::make_mask(params.mainloop, seq);
-        int const n_begin = mask.n_block_begin(tile.m_block);
-        int const n_end = mask.n_block_end(tile.m_block);
+        if (!has_rows(params, tile, seq)) continue;
+        auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
+        int const n_begin = range.begin;
+        int const n_end = range.end;
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;

@@ -1,7 +1,9 @@
 // Host side of one SM90 forward instance: builds the kernel's parameters (TMA descriptors
-// included) from resolved arguments and launches it. Included only by the generated instances.
+// included) from resolved arguments and launches it, then, for split keys, the combine kernel as
+// its programmatic dependent. Included only by the generated instances.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -9,11 +11,60 @@
 
 #include "api/fwd_args.h"
 #include "api/validate.h"
+#include "sm90/combine.cuh"
 #include "sm90/kernel_fwd.cuh"
 
 namespace flash::detail::sm90 {
 
 using namespace flash::sm90;
+
+template <class Element, int kHeadDim, bool kGeneral>
+KernelTiles fwd_tiles() {
+  using Traits = FwdTraits<Element, kHeadDim, kGeneral>;
+  return {Traits::kBlockM, Traits::kBlockN};
+}
+
+// Merges the splits' partial results into out and softmax_lse. Launched with programmatic stream
+// serialisation: it may start while the split kernel drains and waits (griddepcontrol.wait) for
+// its results.
+template <class Element>
+Status launch_combine(FwdArgs const& args, cudaStream_t stream) {
+  SeqLens const seqlens = SeqLens::from(args);
+  CombineParams<Element> params{args.lse_partial,
+                                args.o_partial,
+                                static_cast<Element*>(args.out),
+                                args.out_strides.batch,
+                                args.out_strides.row,
+                                args.out_strides.head,
+                                args.lse,
+                                seqlens.packed() ? 0 : int64_t(args.num_heads) * args.seqlen_q,
+                                seqlens.rows_q(),
+                                args.num_splits,
+                                args.num_heads,
+                                args.seqlen_q,
+                                args.partial_rows,
+                                args.head_dim,
+                                args.batch,
+                                seqlens};
+  // Enough warps to cover every row once where that is few blocks, capped: the kernel strides.
+  int64_t const items = int64_t(args.batch) * args.seqlen_q * args.num_heads;
+  constexpr int64_t kMaxBlocks = 65536;
+  int const blocks = int(std::min<int64_t>((items + kCombineWarps - 1) / kCombineWarps, kMaxBlocks));
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(kCombineThreads);
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  cudaError_t const err = cudaLaunchKernelEx(&config, &combine_kernel<Element>, params);
+  if (err != cudaSuccess) {
+    return fail(kErrorCudaFailure, std::string("split-KV combine launch failed: ") + cudaGetErrorString(err));
+  }
+  return kSuccess;
+}
 
 template <class Element, int kHeadDim, bool kGeneral>
 Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
@@ -24,14 +75,13 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorInternal, "the dense kernel was selected for arguments that need the general variant");
   }
 
-  int const num_m_blocks = (args.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
-  int64_t const num_tiles = int64_t(num_m_blocks) * args.num_heads * args.batch;
+  int64_t const num_tiles = int64_t(Kernel::num_m_blocks(args)) * Kernel::tile_heads(args) * args.batch * args.num_splits;
   // Tile indices are int and step by the grid size: half the int range leaves room for the step.
   constexpr int64_t kMaxTiles = INT32_MAX / 2;
   if (num_tiles > kMaxTiles) {
-    return fail(kErrorSizeOverflow, "batch_size * num_heads * ceil(seqlen_q / " + std::to_string(Traits::kBlockM) +
-                                        ") = " + std::to_string(num_tiles) + " tiles exceeds the tile-index limit of " +
-                                        std::to_string(kMaxTiles));
+    return fail(kErrorSizeOverflow, "batch_size * heads * query blocks of " + std::to_string(Traits::kBlockM) +
+                                        " rows * num_splits = " + std::to_string(num_tiles) +
+                                        " tiles exceeds the tile-index limit of " + std::to_string(kMaxTiles));
   }
 
   typename Kernel::Params params = Kernel::to_underlying_arguments(args);
@@ -44,12 +94,15 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
   // so they keep the persistent grid, whose producer loads the next tile during this one; longer
   // entries differ in cost like causal tiles.
   bool const packed_long = args.cu_seqlens_q != nullptr && args.seqlen_q > Traits::kBlockM;
-  bool const uneven = args.window_right >= 0 || args.seqused_k != nullptr || packed_long;
+  bool const uneven = args.window_right >= 0 || args.seqused_k != nullptr || packed_long || args.num_splits > 1;
   int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, uneven);
   kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
     return fail(kErrorCudaFailure, std::string("kernel launch failed: ") + cudaGetErrorString(err));
+  }
+  if constexpr (kGeneral) {
+    if (args.num_splits > 1) return launch_combine<Element>(args, stream);
   }
   return kSuccess;
 }

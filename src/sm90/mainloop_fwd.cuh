@@ -3,7 +3,9 @@
 //
 // Producer (one elected thread): per tile, K and V of each key block the tile sees, last block first, through two
 // rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
-// and Q after the first block's K and V.
+// and Q after the first block's K and V. A paged KV cache is read block by block through the page
+// table: one TMA box per block when pages are whole key blocks, else one per 16-row chunk. With GQA
+// packing a second producer warp copies Q's rows itself (no TMA box covers them).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // softcap, mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
@@ -11,7 +13,9 @@
 // issue their GEMMs in turn, so one warpgroup's softmax overlaps the others' GEMMs.
 // A batch entry's rows start at its SeqLenInfo offsets (packed variable-length batches); the tile
 // rows past its length are loaded from the next entry or zero-filled by TMA and masked (keys) or
-// never stored (queries).
+// never stored (queries). Where those key rows may hold anything (seqused_k, paged caches: not
+// NaN-free, and P = 0 times NaN is NaN), the consumers zero V's rows past the last key.
+// Split keys: a tile's key blocks are cut into num_splits consecutive ranges, one per CTA.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -40,8 +44,15 @@ struct MainloopFwdSm90 {
   using Pipeline = typename Traits::Pipeline;
   using PipelineState = typename Traits::PipelineState;
   using SharedStorage = typename Traits::SharedStorage;
-  using Mask = FwdMask<Traits::kBlockM, Traits::kBlockN, /*kLeftWindow=*/Traits::kGeneral>;
+  using Mask = FwdMask<Traits::kBlockM, Traits::kBlockN, Traits::kGeneral>;
   static constexpr int kNumMmaThreads = Traits::kNumMmaThreads;
+  static constexpr int kBlockM = Traits::kBlockM;
+  static constexpr int kBlockN = Traits::kBlockN;
+  static constexpr int kHeadDim = Traits::kHeadDim;
+  static constexpr int kPageChunk = Traits::kPageChunk;
+  // 16-byte units: what cp.async and the zeroing stores move; the swizzles keep each one contiguous.
+  static constexpr int kUnit = 16 / int(sizeof(Element));
+  static constexpr int kUnitsPerRow = kHeadDim / kUnit;
 
   // Global tensors as (rows, head_dim, head, batch) with head_dim contiguous: rows are an entry's
   // sequence (dense) or all tokens of a packed batch (one batch).
@@ -50,44 +61,113 @@ struct MainloopFwdSm90 {
   using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}));
   using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}));
   using TmaKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}));
+  using ChunkShape = Shape<Int<kPageChunk>, Int<kHeadDim>>;
+  using TmaKVChunk = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{}));
 
   struct Params {
     ShapeQKV shape_q;
-    ShapeQKV shape_k;
+    ShapeQKV shape_k;      // paged: (page_size, d, heads_k, num_pages)
     TmaQ tma_q;
     TmaKV tma_k;
     TmaKV tma_v;
+    TmaKVChunk tma_k_chunk;   // paged caches whose pages are not whole key blocks
+    TmaKVChunk tma_v_chunk;
     int window_left;       // FwdMask's window, -1: unbounded
     int window_right;
     float scale_log2;      // applied to the (softcapped) scores before exp2
     float softcap_scale;   // > 0: scores become tanh(score * softcap_scale) first
     int head_ratio;        // num_heads / num_heads_k: query heads per KV head
+    int num_splits;        // > 1: the tile's key blocks are split (tile.split says which part)
+    // GQA packing (FwdArgs::pack_gqa): Q rows are copied by a producer warp from here.
+    bool pack_gqa;
+    Element const* q;
+    int64_t q_batch_stride;
+    int64_t q_row_stride;
+    int64_t q_head_stride;
+    int head_dim;
+    // Paged KV cache: null page_table means contiguous K/V.
+    int32_t const* page_table;
+    int page_table_stride;
+    int page_size;
+    int num_pages;
+    bool zero_kv_tail;     // key rows past an entry's length may hold anything (seqused_k, paged)
+  };
+
+  // The rows of a tile, key blocks [begin, end).
+  struct BlockRange {
+    int begin;
+    int end;
   };
 
   CUTE_DEVICE static Mask make_mask(Params const& p, SeqLenInfo const& seq) {
-    return {seq.len_q, seq.len_k, p.window_left, p.window_right};
+    if constexpr (Traits::kGeneral) {
+      return {seq.len_q, seq.len_k, p.window_left, p.window_right, p.pack_gqa ? p.head_ratio : 1};
+    } else {
+      return {seq.len_q, seq.len_k, p.window_left, p.window_right};
+    }
+  }
+
+  // The key blocks tile `tile` sees, and of those its split's share: the range cut into num_splits
+  // consecutive parts of equal block counts (the last ones may be shorter or empty).
+  CUTE_DEVICE static BlockRange block_range(Params const& p, Mask const& mask, TileCoord const& tile) {
+    BlockRange r{mask.n_block_begin(tile.m_block), mask.n_block_end(tile.m_block)};
+    if constexpr (Traits::kGeneral) {
+      if (p.num_splits > 1 && r.begin < r.end) {
+        int const per_split = (r.end - r.begin + p.num_splits - 1) / p.num_splits;
+        int const begin = min(r.begin + tile.split * per_split, r.end);
+        r = {begin, min(begin + per_split, r.end)};
+      }
+    }
+    return r;
+  }
+
+  // The K/V head of a tile.
+  CUTE_DEVICE static int kv_head(Params const& p, TileCoord const& tile) {
+    return Traits::kGeneral && p.pack_gqa ? tile.head : tile.head / p.head_ratio;
   }
 
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
     SeqLens const seqlens = SeqLens::from(args);
-    auto gmem = [&](void const* ptr, int rows, int heads, detail::TensorStrides s) {
-      return make_tensor(make_gmem_ptr(static_cast<Element const*>(ptr)),
-                         ShapeQKV(rows, args.head_dim, heads, seqlens.tensor_batches(args.batch)),
+    auto gmem = [&](void const* ptr, int rows, int heads, int batches, detail::TensorStrides s) {
+      return make_tensor(make_gmem_ptr(static_cast<Element const*>(ptr)), ShapeQKV(rows, args.head_dim, heads, batches),
                          StrideQKV(s.row, _1{}, s.head, s.batch));
     };
-    GmemTensor q = gmem(args.q, seqlens.rows_q(), args.num_heads, args.q_strides);
-    GmemTensor k = gmem(args.k, seqlens.rows_k(), args.num_heads_k, args.k_strides);
-    GmemTensor v = gmem(args.v, seqlens.rows_k(), args.num_heads_k, args.v_strides);
-    return {q.shape(),
-            k.shape(),
-            make_tma_copy(SM90_TMA_LOAD{}, q, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}),
-            make_tma_copy(SM90_TMA_LOAD{}, k, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
-            make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
-            args.window_left,
-            args.window_right,
-            args.softmax_scale_log2,
-            args.softcap_scale,
-            args.num_heads / args.num_heads_k};
+    // A paged cache is addressed as (row in page, d, head, page).
+    bool const paged = args.page_table != nullptr;
+    int const rows_k = paged ? args.page_size : seqlens.rows_k();
+    int const batches_k = paged ? args.num_pages : seqlens.tensor_batches(args.batch);
+    GmemTensor q = gmem(args.q, seqlens.rows_q(), args.num_heads, seqlens.tensor_batches(args.batch), args.q_strides);
+    GmemTensor k = gmem(args.k, rows_k, args.num_heads_k, batches_k, args.k_strides);
+    GmemTensor v = gmem(args.v, rows_k, args.num_heads_k, batches_k, args.v_strides);
+    Params p{q.shape(),
+             k.shape(),
+             make_tma_copy(SM90_TMA_LOAD{}, q, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}),
+             make_tma_copy(SM90_TMA_LOAD{}, k, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
+             make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
+             TmaKVChunk{},
+             TmaKVChunk{},
+             args.window_left,
+             args.window_right,
+             args.softmax_scale_log2,
+             args.softcap_scale,
+             args.num_heads / args.num_heads_k,
+             args.num_splits,
+             args.pack_gqa,
+             static_cast<Element const*>(args.q),
+             args.q_strides.batch,
+             args.q_strides.row,
+             args.q_strides.head,
+             args.head_dim,
+             args.page_table,
+             args.page_table_stride,
+             args.page_size,
+             args.num_pages,
+             paged || args.seqused_k != nullptr};
+    if (paged && args.page_size % kBlockN != 0) {
+      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{});
+      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{});
+    }
+    return p;
   }
 
   CUTE_DEVICE static void prefetch_tma_descriptors(Params const& p) {
@@ -96,10 +176,51 @@ struct MainloopFwdSm90 {
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
   }
 
+  // Tile rows of an entry: its queries, times the group size with GQA packing.
+  CUTE_DEVICE static int tile_rows(Params const& p, SeqLenInfo const& seq) { return make_mask(p, seq).rows(); }
+
+  // The page holding key `key` of batch entry `batch`; table positions and entries are clamped, so
+  // keys past the entry (a tail block) read some page of the cache, never outside it.
+  CUTE_DEVICE static int page_of(Params const& p, int batch, int key) {
+    int const slot = min(key / p.page_size, p.page_table_stride - 1);
+    int const page = p.page_table[int64_t(batch) * p.page_table_stride + slot];
+    return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
+  }
+
+  // One key block of K or V into stage `stage` of sX (N, d, stage): through tXgX/tXsX (contiguous
+  // caches, partitioned once per tile), or through the page table.
+  template <class TensorG, class TensorS, class TensorSmem>
+  CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVChunk const& tma_chunk,
+                                        TensorG const& tXgX, TensorS& tXsX, TensorSmem& sX, uint64_t& barrier,
+                                        int head_k, int batch, int n_block, int stage) {
+    if (!Traits::kGeneral || p.page_table == nullptr) {
+      copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
+      return;
+    }
+    int const key0 = n_block * kBlockN;
+    if (p.page_size % kBlockN == 0) {   // the block lies in one page
+      Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, page_of(p, batch, key0));                  // (page_size, d)
+      Tensor gX = local_tile(mX, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));                       // (N, d, blocks)
+      auto [tPgX, tPsX] = tma_partition(tma, _0{}, Layout<_1>{}, group_modes<0, 2>(sX), group_modes<0, 2>(gX));
+      copy(tma.with(barrier, 0), tPgX(_, (key0 % p.page_size) / kBlockN), tPsX(_, stage));
+      return;
+    }
+#pragma unroll 1
+    for (int c = 0; c < kBlockN / kPageChunk; ++c) {   // page_size is a multiple of kPageChunk
+      int const key = key0 + c * kPageChunk;
+      Tensor mX = tma_chunk.get_tma_tensor(p.shape_k)(_, _, head_k, page_of(p, batch, key));             // (page_size, d)
+      Tensor gX = local_tile(mX, ChunkShape{}, make_coord(_, _0{}));                                      // (16, d, chunks)
+      Tensor sC = local_tile(sX(_, _, stage), ChunkShape{}, make_coord(c, _0{}));                         // (16, d)
+      auto [tCgX, tCsX] = tma_partition(tma_chunk, _0{}, Layout<_1>{}, group_modes<0, 2>(sC), group_modes<0, 2>(gX));
+      copy(tma_chunk.with(barrier, 0), tCgX(_, (key % p.page_size) / kPageChunk), tCsX);
+    }
+  }
+
   // Producer, one thread: K and V of blocks n_end-1 down to n_begin, and Q after the first block's K and
   // V: Q's buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks
   // until it is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so
-  // the consumers, which always wait for it, stay in step with the producer.
+  // the consumers, which always wait for it, stay in step with the producer. With GQA packing Q is
+  // load_q_packed's (another warp).
   template <class WaitQBuffer>
   CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
                                SharedStorage& storage, TileCoord tile, SeqLenInfo const& seq, int tensor_batch,
@@ -107,11 +228,13 @@ struct MainloopFwdSm90 {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
     Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
-    int const head_k = tile.head / p.head_ratio;
-    // (rows, d) of this batch entry, starting at its first row
+    int const head_k = kv_head(p, tile);
+    // (rows, d) of this batch entry, starting at its first row (a paged cache's tensors are only
+    // used through load_kv_block)
+    int const kv_batch = Traits::kGeneral && p.page_table != nullptr ? 0 : tensor_batch;
     Tensor mQ = domain_offset(make_coord(seq.offset_q, _0{}), p.tma_q.get_tma_tensor(p.shape_q)(_, _, tile.head, tensor_batch));
-    Tensor mK = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_k.get_tma_tensor(p.shape_k)(_, _, head_k, tensor_batch));
-    Tensor mV = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_v.get_tma_tensor(p.shape_k)(_, _, head_k, tensor_batch));
+    Tensor mK = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_k.get_tma_tensor(p.shape_k)(_, _, head_k, kv_batch));
+    Tensor mV = domain_offset(make_coord(seq.offset_k, _0{}), p.tma_v.get_tma_tensor(p.shape_k)(_, _, head_k, kv_batch));
     Tensor gQ = local_tile(mQ, select<0, 2>(TileShapeQK{}), make_coord(tile.m_block, _0{}));  // (M, d)
     Tensor gK = local_tile(mK, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
     Tensor gV = local_tile(mV, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));            // (N, d, n)
@@ -120,12 +243,14 @@ struct MainloopFwdSm90 {
     auto [tKgK, tKsK] = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
-    bool q_issued = false;
+    bool q_issued = Traits::kGeneral && p.pack_gqa;
     for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
       pipeline_k.producer_acquire(state);
-      copy(p.tma_k.with(*pipeline_k.producer_get_barrier(state), 0), tKgK(_, n_block), tKsK(_, state.index()));
+      load_kv_block(p, p.tma_k, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state), head_k,
+                    tile.batch, n_block, state.index());
       pipeline_v.producer_acquire(state);
-      copy(p.tma_v.with(*pipeline_v.producer_get_barrier(state), 0), tVgV(_, n_block), tVsV(_, state.index()));
+      load_kv_block(p, p.tma_v, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state), head_k,
+                    tile.batch, n_block, state.index());
       ++state;
       if (!q_issued) {
         load_q(p, storage, tQgQ, tQsQ, wait_q_buffer);
@@ -141,6 +266,37 @@ struct MainloopFwdSm90 {
     wait_q_buffer();
     storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
     copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
+  }
+
+  // GQA packing: tile row r of an entry is query r / ratio of query head kv_head * ratio +
+  // r % ratio, rows no TMA box covers. One producer warp copies them with cp.async, 16 bytes per
+  // lane and step, zero-fills the rows past the entry and the columns past head_dim, and arrives
+  // on barrier_q (32 arrivals) once the copies are visible to the tensor cores.
+  CUTE_DEVICE static void load_q_packed(Params const& p, SharedStorage& storage, TileCoord tile, SeqLenInfo const& seq,
+                                        int tensor_batch, int lane) {
+    Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});   // (M, d)
+    int const row0 = tile.m_block * kBlockM;
+    int const rows = tile_rows(p, seq);
+    Element const* q_entry = p.q + tensor_batch * p.q_batch_stride + int64_t(seq.offset_q) * p.q_row_stride +
+                             int64_t(tile.head) * p.head_ratio * p.q_head_stride;
+#pragma unroll 1
+    for (int i = lane; i < kBlockM * kUnitsPerRow; i += 32) {
+      int const r = i / kUnitsPerRow;
+      int const col = (i % kUnitsPerRow) * kUnit;
+      auto* dst = reinterpret_cast<cute::uint128_t*>(&sQ(r, col));
+      if (row0 + r < rows && col < p.head_dim) {
+        int const query = (row0 + r) / p.head_ratio;
+        int const head = row0 + r - query * p.head_ratio;
+        auto const* src = reinterpret_cast<cute::uint128_t const*>(q_entry + int64_t(query) * p.q_row_stride +
+                                                                   int64_t(head) * p.q_head_stride + col);
+        SM80_CP_ASYNC_CACHEGLOBAL<cute::uint128_t>::copy(*src, *dst);
+      } else {
+        *dst = cute::uint128_t{0, 0};
+      }
+    }
+    cp_async_wait<0>();
+    cutlass::arch::fence_view_async_shared();   // generic-proxy writes, read by wgmma
+    storage.barrier_q.arrive();
   }
 
   // Consumer warpgroup `w` waits for its turn to issue GEMMs, then hands the turn to the next one.
@@ -211,6 +367,13 @@ struct MainloopFwdSm90 {
     ++state;
     softmax_step(n_block);
     convert_fragment(tSrS, tOrP);
+    // The first block processed is the last one the tile sees: where it reaches past the entry's
+    // keys and those rows may hold anything, their V rows become 0 before any P V reads them.
+    if constexpr (Traits::kGeneral) {
+      if (p.zero_kv_tail && n_end * kBlockN > seq.len_k) {
+        zero_v_rows(pipeline_v, state_v, storage, thread_idx, seq.len_k - (n_end - 1) * kBlockN);
+      }
+    }
 
     bool o_zero = true;   // the first P V overwrites O
     for (--n_block; n_block >= n_begin; --n_block) {
@@ -245,6 +408,22 @@ struct MainloopFwdSm90 {
     pipeline_v.consumer_release(state_v);
     // Take back the turn the last warpgroup passed last, so every arrival has been waited for.
     if (warp_group == 0) scheduler_wait(warp_group);
+  }
+
+  // All consumer threads: rows [first_row, kBlockN) of V's stage become 0 once its TMA has landed;
+  // the barrier then keeps every warpgroup's P V behind every thread's stores. Called outside the
+  // scheduler turns, so no warpgroup waits here for a turn another one holds.
+  CUTE_DEVICE static void zero_v_rows(Pipeline& pipeline_v, PipelineState const& state_v, SharedStorage& storage,
+                                      int thread_idx, int first_row) {
+    pipeline_v.consumer_wait(state_v);
+    Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});   // (N, d, stage)
+#pragma unroll 1
+    for (int i = thread_idx; i < (kBlockN - first_row) * kUnitsPerRow; i += kNumMmaThreads) {
+      int const row = first_row + i / kUnitsPerRow;
+      *reinterpret_cast<cute::uint128_t*>(&sV(row, (i % kUnitsPerRow) * kUnit, state_v.index())) = cute::uint128_t{0, 0};
+    }
+    cutlass::arch::fence_view_async_shared();
+    cutlass::arch::NamedBarrier::sync(kNumMmaThreads, uint32_t(NamedBarrierId::kKvTail));
   }
 };
 

@@ -3,7 +3,8 @@
 //   i + seqlen_k - seqlen_q - window_left <= j <= i + seqlen_k - seqlen_q + window_right,
 // each side unbounded at -1 (causal is window_right = 0). A policy object built per tile from the
 // entry's lengths: it gives a query tile its key-block range, says which blocks need masking, and
-// masks.
+// masks. With GQA packing a tile's rows are (query, head in group) pairs, `pack` rows per query:
+// tile row r holds query r / pack.
 #pragma once
 
 #include <cmath>
@@ -14,9 +15,10 @@
 
 namespace flash::sm90 {
 
-// kLeftWindow false: window_left must be -1 (the dense kernel), and the left edge costs nothing.
-template <int kBlockM, int kBlockN, bool kLeftWindow>
+// kGeneral false (the dense kernel): window_left is -1 and pack 1, and both cost nothing.
+template <int kBlockM, int kBlockN, bool kGeneral>
 struct FwdMask {
+  static constexpr bool kLeftWindow = kGeneral;
   // An unbounded window side: far outside any row's reach (validation keeps lengths below 2^30),
   // yet row + it cannot overflow int.
   static constexpr int kUnbounded = 1 << 30;
@@ -26,19 +28,30 @@ struct FwdMask {
   // Row `row` sees keys [row + diag_lo, row + diag_hi) within [0, seqlen_k).
   int diag_lo;
   int diag_hi;
+  int pack;   // tile rows per query row (kGeneral only)
 
-  CUTE_HOST_DEVICE FwdMask(int seqlen_q_, int seqlen_k_, int window_left, int window_right)
+  CUTE_HOST_DEVICE FwdMask(int seqlen_q_, int seqlen_k_, int window_left, int window_right, int pack_ = 1)
       : seqlen_q(seqlen_q_),
         seqlen_k(seqlen_k_),
         diag_lo(window_left >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ - window_left) : -kUnbounded),
-        diag_hi(window_right >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ + window_right + 1) : kUnbounded) {}
+        diag_hi(window_right >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ + window_right + 1) : kUnbounded),
+        pack(pack_) {}
+
+  // The query of tile-row index `row`, and the tile rows of the entry (capped: an entry longer
+  // than the launch's seqlen_q has rows past its last tile, which no tile reaches).
+  CUTE_HOST_DEVICE int query_of(int row) const { return kGeneral ? row / pack : row; }
+  CUTE_HOST_DEVICE int rows() const {
+    return kGeneral ? int(min(int64_t(seqlen_q) * pack, int64_t(kUnbounded))) : seqlen_q;
+  }
 
   // Windows wider than any sequence are unbounded in effect; the clamp keeps int arithmetic exact.
   CUTE_HOST_DEVICE static int clamp_diag(int64_t diag) {
     return int(diag < -kUnbounded ? -kUnbounded : (diag > kUnbounded ? kUnbounded : diag));
   }
 
-  CUTE_HOST_DEVICE int last_row(int m_block) const { return min((m_block + 1) * kBlockM, seqlen_q) - 1; }
+  // The first and last query a tile holds.
+  CUTE_HOST_DEVICE int first_row(int m_block) const { return query_of(m_block * kBlockM); }
+  CUTE_HOST_DEVICE int last_row(int m_block) const { return query_of(min((m_block + 1) * kBlockM, rows()) - 1); }
   // Keys [begin, end) that row `row` sees, clipped to [0, seqlen_k) (end <= begin: none).
   CUTE_HOST_DEVICE int key_begin(int row) const { return kLeftWindow ? max(row + diag_lo, 0) : 0; }
   CUTE_HOST_DEVICE int key_end(int row) const { return min(row + diag_hi, seqlen_k); }
@@ -49,13 +62,13 @@ struct FwdMask {
     int const end = key_end(last_row(m_block));
     return end <= 0 ? 0 : (end + kBlockN - 1) / kBlockN;
   }
-  CUTE_HOST_DEVICE int n_block_begin(int m_block) const { return key_begin(m_block * kBlockM) / kBlockN; }
+  CUTE_HOST_DEVICE int n_block_begin(int m_block) const { return key_begin(first_row(m_block)) / kBlockN; }
 
   // Blocks at or above this index cross the seqlen_k tail or the right window edge for some row
   // (the tile's first row sees the fewest keys on the right): block n is whole for that row when
   // (n + 1) * kBlockN <= its key_end.
   CUTE_HOST_DEVICE int first_right_masked_block(int m_block) const {
-    int const end = key_end(m_block * kBlockM);
+    int const end = key_end(first_row(m_block));
     return end <= 0 ? 0 : end / kBlockN;
   }
   // Blocks below this index cross the left window edge for some row (the tile's last row sees the
@@ -74,7 +87,7 @@ struct FwdMask {
     int const col0 = n_block * kBlockN;
     CUTE_UNROLL
     for (int r = 0; r < size<0>(scores); ++r) {
-      int const row = m_block * kBlockM + get<0>(coords(r, 0));
+      int const row = query_of(m_block * kBlockM + get<0>(coords(r, 0)));
       int const lo = row + diag_lo - col0;
       int const hi = key_end(row) - col0;
       CUTE_UNROLL

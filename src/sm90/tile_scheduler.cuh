@@ -1,4 +1,4 @@
-// Maps CTAs to (query block, head, batch) tiles.
+// Maps CTAs to (query block, split, head, batch) tiles.
 #pragma once
 
 #include <cstdint>
@@ -7,10 +7,13 @@
 
 namespace flash::sm90 {
 
+// head is the query head, or the KV head when GQA packing puts a KV head's query heads in one
+// tile; split is the tile's share of the key blocks (0 when the keys are not split).
 struct TileCoord {
   int m_block;
   int head;
   int batch;
+  int split;
 };
 
 // Tiles c, c + grid, c + 2 grid, ... go to CTA c. With a persistent grid (one CTA per SM) a CTA's
@@ -21,17 +24,18 @@ struct TileCoord {
 // d128 MHA, 8 x 2k tokens: 362 TFLOP/s with heads fastest, DRAM-bound, 619 with query blocks
 // fastest). Heads come next, so query heads that share a KV head run together. Within a head the
 // last query blocks come first: under a causal mask they see the most keys, so the longest tiles
-// start first.
+// start first. The splits of one tile come next to each other.
 struct StaticPersistentScheduler {
   struct Params {
     int num_m_blocks;
     int num_heads;
     int batch;
+    int num_splits;
     int num_tiles;
   };
 
-  static Params make_params(int num_m_blocks, int num_heads, int batch) {
-    return {num_m_blocks, num_heads, batch, num_m_blocks * num_heads * batch};
+  static Params make_params(int num_m_blocks, int num_heads, int batch, int num_splits) {
+    return {num_m_blocks, num_heads, batch, num_splits, num_m_blocks * num_heads * batch * num_splits};
   }
 
   // Non-causal tiles all cost the same, so one CTA per SM walking every grid-th tile is balanced.
@@ -50,9 +54,17 @@ struct StaticPersistentScheduler {
   CUTE_DEVICE static int next_tile(int tile) { return tile + gridDim.x; }
   CUTE_DEVICE static bool valid(Params const& p, int tile) { return tile < p.num_tiles; }
 
+  // kSplit false: num_splits is 1 (the dense kernel), and the split index costs nothing.
+  template <bool kSplit>
   CUTE_DEVICE static TileCoord coord(Params const& p, int tile) {
-    int const head_batch = tile / p.num_m_blocks;
-    return {p.num_m_blocks - 1 - tile % p.num_m_blocks, head_batch % p.num_heads, head_batch / p.num_heads};
+    int const m_block = p.num_m_blocks - 1 - tile % p.num_m_blocks;
+    int rest = tile / p.num_m_blocks;
+    int split = 0;
+    if constexpr (kSplit) {
+      split = rest % p.num_splits;
+      rest /= p.num_splits;
+    }
+    return {m_block, rest % p.num_heads, rest / p.num_heads, split};
   }
 };
 

@@ -33,21 +33,23 @@ constexpr TilePlan tile_plan(int head_dim, bool general) {
   // with 128 rows (short causal sequences lose ~10%: 173 against 190 at 512). Q 24 KB + K,V
   // 2 x 2 x 16 KB + O 24 KB. 128 x 32 + 384 x 160 registers = 65536.
   // The general variant's extra state does not fit 160 registers (ptxas spilled 100-150 bytes): it
-  // runs d128's two-warpgroup plan.
-  if (head_dim <= 64) return general ? TilePlan{128, 128, 2, 32, 232, true, true} : TilePlan{192, 128, 2, 32, 160, true, true};
+  // runs d128's two-warpgroup plan. Its producer takes 40 registers at every head dim up to 192:
+  // the page-table lookups, split ranges and GQA-packed Q copies spilled 20-70 bytes at 32 (the
+  // consumers keep 232, which the pool allows: 128 x (40 + 2 x 232) = 64512).
+  if (head_dim <= 64) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{192, 128, 2, 32, 160, true, true};
   // hdim 80 (Qwen2.5-VL's vision encoder) and 96: d64's three-warpgroup plan does not fit: at 128
   // registers per thread (512 threads) ptxas spilled 116 (d80) and 220 (d96) bytes and serialised
   // the wgmmas (C7512). Two warpgroups as at 128: Q 20/24 KB + K,V 2 x 2 x 20/24 KB + O 20/24 KB.
-  if (head_dim <= 96) return {128, 128, 2, 32, 232, true, true};
+  if (head_dim <= 96) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true};
   // hdim 128: Q 32 KB + K,V 2 x 2 x 32 KB + O 32 KB = 192 KB; S and O take 64 fp32 registers each
   // per thread.
   // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
   // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
   // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
-  if (head_dim <= 128) return {128, 128, 2, 32, 232, true, true};
+  if (head_dim <= 128) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true};
   // hdim 192: as 256, 64-key blocks; Q 48 KB + K,V 2 x 2 x 24 KB + O 48 KB = 192 KB leaves room for
   // a separate O buffer.
-  if (head_dim <= 192) return {128, 64, 2, 32, 232, false, true};
+  if (head_dim <= 192) return general ? TilePlan{128, 64, 2, 40, 232, false, true} : TilePlan{128, 64, 2, 32, 232, false, true};
   // hdim 256: O alone takes 128 fp32 registers per thread. 128 x 64 measured 758 TFLOP/s at 16k
   // non-causal and 750 causal against 502 and 508 with 128 x 80 (FA3's tile); the scheduler barrier
   // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB leaves no room for a
@@ -69,6 +71,7 @@ enum class WarpGroupRole : int {
 enum class NamedBarrierId : uint32_t {
   kEpilogue = 0,           // all consumer threads: O is in shared memory, the store may start
   kWarpSchedulerWG0 = 1,   // consumer warpgroup w waits on kWarpSchedulerWG0 + w before its GEMMs
+  kKvTail = 4,             // all consumer threads: the key tail of V is zeroed (after 1 + 3 schedulers)
 };
 
 template <class Element_, int kHeadDim_, bool kGeneral_>
@@ -117,6 +120,13 @@ struct FwdTraits {
   using SmemLayoutKV = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
       Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));                          // (N, d, stage)
+  // Paged KV caches whose pages are not whole key blocks load a block in chunks of kPageChunk rows
+  // (one TMA box each, never crossing a page): the first kPageChunk rows of a stage, whose layout
+  // every chunk shares (chunks start at multiples of the swizzle period).
+  static constexpr int kPageChunk = 16;
+  static_assert(kBlockN % kPageChunk == 0, "key blocks are whole page chunks");
+  using SmemLayoutKVChunk = decltype(composition(take<0, 2>(SmemLayoutKV{}),
+                                                 make_tile(Layout<Int<kPageChunk>>{}, Layout<Int<kHeadDim>>{})));
   // V seen as the B operand of P V: (d, N, stage) over the same bytes.
   using SmemLayoutVt = decltype(composition(
       SmemLayoutKV{},

@@ -1,0 +1,91 @@
+// Launch planning: GQA packing, the split count and the workspace layout of a split call.
+#include "api/launch_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "api/validate.h"
+
+namespace flash::detail {
+namespace {
+
+// Tiles that occupy this share of the multiprocessors already leave little to gain by splitting.
+constexpr double kFullGpuShare = 0.8;
+// The fewest splits within this share of the best wave efficiency: fewer splits, less to merge;
+// decode is bandwidth-bound, so nearly every SM should stream (0.85 left 15% of them idle at
+// 16 tiles x 128 blocks).
+constexpr double kEfficiencyShare = 0.95;
+// Automatic splitting stops here (the caller may force up to kMaxSplits).
+constexpr int kMaxAutoSplits = 128;
+// Each workspace part starts at a multiple of 16 bytes (the combine kernel reads float4).
+constexpr size_t kWorkspaceAlign = 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+size_t align_up(size_t bytes) { return (bytes + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
+
+}  // namespace
+
+int64_t partial_rows(const FwdArgs& args) {
+  return args.cu_seqlens_q != nullptr ? int64_t{args.total_q} : int64_t{args.batch} * args.seqlen_q;
+}
+
+int split_heuristic(int64_t tiles, int n_blocks, int num_sms, int max_splits) {
+  if (tiles >= kFullGpuShare * num_sms) return 1;
+  const int limit = std::max(1, std::min({max_splits, n_blocks, num_sms}));
+  auto efficiency = [&](int splits) {
+    const double waves = static_cast<double>(tiles) * splits / num_sms;
+    return waves / std::ceil(waves);
+  };
+  // A split count that leaves the per-split block count unchanged only adds empty CTAs.
+  auto eligible = [&](int splits) {
+    return splits == 1 || ceil_div(n_blocks, splits) != ceil_div(n_blocks, splits - 1);
+  };
+  double best = 0.0;
+  for (int s = 1; s <= limit; ++s) {
+    if (eligible(s)) best = std::max(best, efficiency(s));
+  }
+  for (int s = 1; s <= limit; ++s) {
+    if (eligible(s) && efficiency(s) >= kEfficiencyShare * best) return s;
+  }
+  return 1;
+}
+
+Status plan_launch(const FwdArgs& args, KernelTiles tiles, bool workspace_given, LaunchPlan* plan) {
+  LaunchPlan r;
+  const int ratio = args.num_heads / args.num_heads_k;
+  const int64_t n_blocks = ceil_div(args.seqlen_k, tiles.block_n);
+  const int64_t plain_tiles = ceil_div(args.seqlen_q, tiles.block_m) * args.num_heads * args.batch;
+  const int64_t packed_tiles = ceil_div(int64_t{args.seqlen_q} * ratio, tiles.block_m) * args.num_heads_k * args.batch;
+  const bool pack_candidate = ratio > 1 && int64_t{args.seqlen_q} * ratio <= tiles.block_m;
+  const bool may_split = args.requested_splits > 1 || (args.requested_splits == 0 && workspace_given);
+  r.pack_gqa = pack_candidate && (may_split || packed_tiles >= kFullGpuShare * args.num_sms);
+  const int64_t tile_count = r.pack_gqa ? packed_tiles : plain_tiles;
+  const int max_splits = static_cast<int>(std::min<int64_t>(n_blocks, kMaxSplits));
+  if (args.requested_splits > 0) {
+    r.num_splits = std::min(args.requested_splits, max_splits);
+  } else if (may_split) {
+    r.num_splits = split_heuristic(tile_count, max_splits, args.num_sms, kMaxAutoSplits);
+  }
+  r.num_splits = std::max(r.num_splits, 1);
+  if (r.num_splits > 1) {
+    // Both parts are below 2^8 * 2^31 * 2^30 * 2^8 bytes: count them in long double first.
+    const long double lse_values = static_cast<long double>(r.num_splits) * args.num_heads * partial_rows(args);
+    const long double total = lse_values * 4.0L * (1 + args.head_dim) + 2 * kWorkspaceAlign;
+    if (total > static_cast<long double>(INT64_MAX)) {
+      return fail(kErrorSizeOverflow, "the split-KV workspace of num_splits * num_heads * query rows * (head_dim + 1) = " +
+                                          std::to_string(r.num_splits) + " * " + std::to_string(args.num_heads) + " * " +
+                                          std::to_string(partial_rows(args)) + " * " + std::to_string(args.head_dim + 1) +
+                                          " fp32 values overflows int64 bytes");
+    }
+    const size_t lse_bytes = static_cast<size_t>(lse_values) * sizeof(float);
+    r.lse_offset = 0;
+    r.o_offset = align_up(lse_bytes);
+    r.workspace_bytes = r.o_offset + align_up(lse_bytes * static_cast<size_t>(args.head_dim));
+  }
+  *plan = r;
+  return kSuccess;
+}
+
+}  // namespace flash::detail

@@ -1,0 +1,137 @@
+// The launch plan (src/api/launch_plan.h): GQA packing, the split count and the workspace layout.
+// Host arithmetic on resolved arguments: no GPU needed.
+#include <cstddef>
+#include <cstdint>
+
+#include <gtest/gtest.h>
+
+#include "api/launch_plan.h"
+
+namespace flash::detail {
+namespace {
+
+constexpr int kSms = 132;                            // H100 / H200 SXM
+constexpr KernelTiles kTilesD128{128, 128};          // the general d128 kernel's tile
+
+// Qwen2.5-VL-3B decode: 16 query heads on 2 KV heads, d 128, one query against `cache` keys.
+FwdArgs decode_args(int batch, int cache) {
+  FwdArgs a;
+  a.batch = batch;
+  a.seqlen_q = 1;
+  a.seqlen_k = cache;
+  a.num_heads = 16;
+  a.num_heads_k = 2;
+  a.head_dim = 128;
+  a.num_sms = kSms;
+  return a;
+}
+
+LaunchPlan plan_of(const FwdArgs& args, bool workspace_given, KernelTiles tiles = kTilesD128) {
+  LaunchPlan plan;
+  EXPECT_EQ(plan_launch(args, tiles, workspace_given, &plan), kSuccess);
+  return plan;
+}
+
+TEST(SplitHeuristic, FullGpuDoesNotSplit) {
+  EXPECT_EQ(split_heuristic(106, 1000, kSms, 128), 1);   // >= 80% of the SMs
+  EXPECT_EQ(split_heuristic(1000, 1000, kSms, 128), 1);
+}
+
+TEST(SplitHeuristic, FillsTheGpuWithWholeBlockCounts) {
+  // 2 tiles x 128 blocks (16k keys): 64 splits of 2 blocks give 128 CTAs, 97% of one wave; the
+  // counts 57..63 give 3 blocks per split like 43 and are not eligible.
+  EXPECT_EQ(split_heuristic(2, 128, kSms, 128), 64);
+  // 2 tiles x 32 blocks: at most one split per block.
+  EXPECT_EQ(split_heuristic(2, 32, kSms, 128), 32);
+  // 16 tiles (b 8 packed) x 128 blocks: 8 splits = 128 CTAs.
+  EXPECT_EQ(split_heuristic(16, 128, kSms, 128), 8);
+}
+
+TEST(SplitHeuristic, NeverMoreThanBlocksOrTheCap) {
+  for (int n_blocks : {1, 2, 3, 7, 50, 400}) {
+    for (int tiles : {1, 2, 5, 33}) {
+      const int s = split_heuristic(tiles, n_blocks, kSms, 128);
+      EXPECT_GE(s, 1);
+      EXPECT_LE(s, n_blocks);
+      EXPECT_LE(s, 128);
+    }
+  }
+  EXPECT_EQ(split_heuristic(1, 1, kSms, 128), 1);
+}
+
+TEST(LaunchPlan, DecodePacksAndSplitsWithAWorkspace) {
+  const LaunchPlan plan = plan_of(decode_args(1, 16384), /*workspace_given=*/true);
+  EXPECT_TRUE(plan.pack_gqa);
+  EXPECT_EQ(plan.num_splits, 64);
+  // LSE: 64 splits x 16 heads x 1 row; O: that times 128 columns, each part 16-byte aligned.
+  EXPECT_EQ(plan.lse_offset, 0u);
+  EXPECT_EQ(plan.o_offset, 64u * 16 * 4);
+  EXPECT_EQ(plan.workspace_bytes, 64u * 16 * 4 + 64u * 16 * 128 * 4);
+}
+
+TEST(LaunchPlan, NoWorkspaceNoSplitAndNoStarvingPack) {
+  // Without a workspace the call cannot split; packing 16 heads onto 2 tiles would leave the GPU
+  // idle, so the heads stay apart.
+  const LaunchPlan plan = plan_of(decode_args(1, 16384), /*workspace_given=*/false);
+  EXPECT_EQ(plan.num_splits, 1);
+  EXPECT_FALSE(plan.pack_gqa);
+  EXPECT_EQ(plan.workspace_bytes, 0u);
+  // Large batches fill the GPU packed: 64 entries x 2 KV heads = 128 tiles.
+  const LaunchPlan big = plan_of(decode_args(64, 4096), /*workspace_given=*/false);
+  EXPECT_TRUE(big.pack_gqa);
+  EXPECT_EQ(big.num_splits, 1);
+}
+
+TEST(LaunchPlan, LargeBatchesNeedNoSplit) {
+  const LaunchPlan plan = plan_of(decode_args(64, 16384), /*workspace_given=*/true);
+  EXPECT_TRUE(plan.pack_gqa);
+  EXPECT_EQ(plan.num_splits, 1);   // 128 tiles >= 80% of 132
+  EXPECT_EQ(plan.workspace_bytes, 0u);
+}
+
+TEST(LaunchPlan, ForcedSplitsAreClampedToTheKeyBlocks) {
+  FwdArgs args = decode_args(1, 300);   // 3 key blocks
+  args.requested_splits = 7;
+  EXPECT_EQ(plan_of(args, /*workspace_given=*/false).num_splits, 3);
+  args.requested_splits = 2;
+  const LaunchPlan two = plan_of(args, false);
+  EXPECT_EQ(two.num_splits, 2);
+  EXPECT_TRUE(two.pack_gqa);   // forced splits may pack
+  args.requested_splits = 1;
+  const LaunchPlan one = plan_of(args, /*workspace_given=*/true);
+  EXPECT_EQ(one.num_splits, 1);
+  EXPECT_EQ(one.workspace_bytes, 0u);
+  args.seqlen_k = 100;   // one block: nothing to split
+  args.requested_splits = 16;
+  EXPECT_EQ(plan_of(args, true).num_splits, 1);
+}
+
+TEST(LaunchPlan, PackingNeedsGqaAndShortQueries) {
+  FwdArgs mha = decode_args(1, 16384);
+  mha.num_heads_k = 16;
+  EXPECT_FALSE(plan_of(mha, true).pack_gqa);
+  FwdArgs long_q = decode_args(1, 16384);
+  long_q.seqlen_q = 17;   // 17 x 8 = 136 rows > 128
+  EXPECT_FALSE(plan_of(long_q, true).pack_gqa);
+  long_q.seqlen_q = 16;   // 128 rows: one tile
+  EXPECT_TRUE(plan_of(long_q, true).pack_gqa);
+}
+
+TEST(LaunchPlan, PartialRowsFollowTheLayout) {
+  FwdArgs dense = decode_args(3, 4096);
+  dense.seqlen_q = 5;
+  EXPECT_EQ(partial_rows(dense), 15);
+  FwdArgs packed = dense;
+  packed.cu_seqlens_q = reinterpret_cast<const int32_t*>(0x1000);
+  packed.total_q = 40;
+  EXPECT_EQ(partial_rows(packed), 40);
+  packed.requested_splits = 4;
+  const LaunchPlan plan = plan_of(packed, false);
+  ASSERT_EQ(plan.num_splits, 4);
+  const size_t lse_bytes = 4u * 16 * 40 * 4;
+  EXPECT_EQ(plan.o_offset, lse_bytes);
+  EXPECT_EQ(plan.workspace_bytes, lse_bytes + lse_bytes * 128);
+}
+
+}  // namespace
+}  // namespace flash::detail
