@@ -33,7 +33,14 @@ std::string generator_dtype_name(DataType dtype) {
 }
 
 // The generator's variant names.
-std::string variant_name(const KernelEntry& entry) { return entry.general ? "general" : "dense"; }
+std::string variant_name(const KernelEntry& entry) {
+  switch (entry.variant) {
+    case KernelVariant::kDense: return "dense";
+    case KernelVariant::kGeneral: return "general";
+    case KernelVariant::kDecode: return "decode";
+  }
+  return "unknown";
+}
 
 TEST(Generator, GeneratedFilesAreCurrent) {
   const int status = std::system(generator_command("--check").c_str());
@@ -69,10 +76,10 @@ TEST(Generator, ListEqualsKernelTable) {
 }
 
 TEST(Generator, TableRowsAreUniqueAndNamed) {
-  std::set<std::tuple<int, int, bool>> seen;
+  std::set<std::tuple<int, int, int>> seen;
   for (int i = 0; i < kNumKernels; ++i) {
     const KernelEntry& entry = kKernelTable[i];
-    EXPECT_TRUE(seen.insert({static_cast<int>(entry.dtype), entry.head_dim, entry.general}).second)
+    EXPECT_TRUE(seen.insert({static_cast<int>(entry.dtype), entry.head_dim, static_cast<int>(entry.variant)}).second)
         << "two rows for " << generator_dtype_name(entry.dtype) << " head_dim " << entry.head_dim << " "
         << variant_name(entry);
     EXPECT_NE(entry.launch, nullptr);
@@ -82,18 +89,24 @@ TEST(Generator, TableRowsAreUniqueAndNamed) {
   }
 }
 
-// find_kernel decides support from the dense rows and then picks either variant: every (dtype,
-// head_dim) must have both.
-TEST(Generator, EveryKernelHasBothVariants) {
-  std::set<std::tuple<int, int, bool>> rows;
+// find_kernel decides support from the dense rows and then picks a variant: every (dtype,
+// head_dim) must have the dense and the general one; a decode kernel needs a general kernel of
+// its width (the API uses it only when no more padding is involved).
+TEST(Generator, EveryKernelHasDenseAndGeneralVariants) {
+  std::set<std::tuple<int, int, int>> rows;
   for (int i = 0; i < kNumKernels; ++i) {
-    rows.insert({static_cast<int>(kKernelTable[i].dtype), kKernelTable[i].head_dim, kKernelTable[i].general});
+    rows.insert({static_cast<int>(kKernelTable[i].dtype), kKernelTable[i].head_dim,
+                 static_cast<int>(kKernelTable[i].variant)});
   }
-  for (const auto& [dtype, head_dim, general] : rows) {
-    EXPECT_EQ(rows.count({dtype, head_dim, !general}), 1u)
-        << generator_dtype_name(static_cast<DataType>(dtype)) << " head_dim " << head_dim << " has only the "
-        << (general ? "general" : "dense") << " variant";
+  const int dense = static_cast<int>(KernelVariant::kDense), general = static_cast<int>(KernelVariant::kGeneral);
+  int decode_rows = 0;
+  for (const auto& [dtype, head_dim, variant] : rows) {
+    const std::string what = generator_dtype_name(static_cast<DataType>(dtype)) + " head_dim " + std::to_string(head_dim);
+    EXPECT_EQ(rows.count({dtype, head_dim, dense}), 1u) << what << " has no dense variant";
+    EXPECT_EQ(rows.count({dtype, head_dim, general}), 1u) << what << " has no general variant";
+    decode_rows += variant == static_cast<int>(KernelVariant::kDecode);
   }
+  EXPECT_GT(decode_rows, 0) << "the decode variant has no kernel";
 }
 
 }  // namespace

@@ -759,8 +759,9 @@ std::vector<Case> combo_cases() {
 INSTANTIATE_TEST_SUITE_P(Serving, ServingComboGpu, ::testing::ValuesIn(combo_cases()), param_name);
 
 // Every kernel instance runs at least once: each head dim with a kernel of its own, through the
-// general variant (packed, softcap, window) and the dense one (causal). The general d256 plan once
-// hung (a register plan larger than the CTA's pool) and no other test reached it.
+// general variant (packed, softcap, window), the dense one (causal) and, where it exists, the
+// decode one (at most 64 query rows per tile). The general d256 plan once hung (a register plan
+// larger than the CTA's pool) and no other test reached it.
 class EveryInstanceGpu : public ::testing::TestWithParam<Case> {};
 
 TEST_P(EveryInstanceGpu, MatchesReference) {
@@ -785,6 +786,12 @@ std::vector<Case> every_instance_cases() {
       dense.lens_q = {333, 333};
       dense.lens_k = {517, 517};
       cases.push_back(dense);
+      if (head_dim == 64 || head_dim == 128) {   // the decode variant's head dims (generate_kernels.py)
+        Case decode = dense;
+        decode.tag = "decode";
+        decode.lens_q = {3, 3};
+        cases.push_back(decode);
+      }
     }
   }
   return cases;

@@ -1144,7 +1144,7 @@ TEST(ValidationTable, SupportedHeadDimsRespectsCapacity) {
 
 TEST(ValidationTable, FindKernelFindsEveryRowAndNothingElse) {
   for (int i = 0; i < kNumKernels; ++i) {
-    EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim, kKernelTable[i].general),
+    EXPECT_EQ(detail::find_kernel(kKernelTable[i].dtype, kKernelTable[i].head_dim, kKernelTable[i].variant),
               &kKernelTable[i]);
   }
   EXPECT_EQ(detail::find_kernel(DataType::FP16, 264), nullptr);

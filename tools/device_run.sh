@@ -254,8 +254,9 @@ stage_sanitize() {
   # and multi-tile entries) with softcap, seqused_k and causal, then with a two-sided window.
   local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700"
   local packed="--heads 4 --heads-k 2 --varlen-q-lens 1,300,0,129,700 --varlen-k-lens 5,700,17,0,333"
-  # Decode on the general instances: GQA packing, split keys (the combine kernel) and a paged cache
-  # whose pages are not whole key blocks, NaN-free but partly used.
+  # Decode: GQA packing, split keys (the combine kernel) and paged caches (pages of 48 keys, not
+  # whole key blocks, and of 256), partly used. At head dims with a decode kernel these 12-row
+  # tiles run there; elsewhere on the general kernel.
   local decode="--heads 8 --heads-k 2 --batch 3 --seqlen-q 3 --seqlen-k 700 --seqused-k 700,1,333 --num-splits 3"
   local general_runs=("$packed --causal --softcap 30 --seqused-k 5,650,17,0,200"
                       "$packed --no-causal --window-left 64 --window-right 17"
@@ -279,6 +280,8 @@ stage_sanitize() {
   while read -r dtype head_dim variant; do
     local runs_of_instance=("$dense_shape --no-causal" "$dense_shape --causal")
     [ "$variant" = general ] && runs_of_instance=("${general_runs[@]}")
+    # The decode instances serve tiles of at most 64 query rows: the decode runs (12 rows) only.
+    [ "$variant" = decode ] && runs_of_instance=("$decode --causal --page-size 48" "$decode --no-causal --page-size 256")
     local first=1
     for flags in "${runs_of_instance[@]}"; do
       for tool in $tools_to_run; do

@@ -13,14 +13,26 @@ import sys
 
 # (dtype, head_dim, variant): one SM90 forward kernel each. Variants (src/sm90/traits.cuh):
 #   dense    dense batches, no mask or a right window (causal): the register-tight fast path
-#   general  also packed variable-length batches, seqused_k, left windows and softcap
-# Every (dtype, head_dim) has both variants.
+#   general  also packed variable-length batches, seqused_k, left windows, softcap, paged KV
+#            caches, GQA packing and split keys
+#   decode   the general features on 64-row query tiles, for calls whose tiles hold at most 64
+#            query rows (decode steps); the head dims of the language models served first
+# Every (dtype, head_dim) has dense and general; decode exists where listed.
+DECODE_HEAD_DIMS = (64, 128)
 KERNELS = [
     (dtype, head_dim, variant)
     for dtype in ("fp16", "bf16")
     for head_dim in (64, 80, 96, 128, 192, 256)
-    for variant in ("dense", "general")
+    for variant in ("dense", "general", "decode")
+    if variant != "decode" or head_dim in DECODE_HEAD_DIMS
 ]
+
+VARIANTS = {
+    # name: the KernelVariant / sm90::Variant enumerator
+    "dense": "kDense",
+    "general": "kGeneral",
+    "decode": "kDecode",
+}
 
 DTYPES = {
     # name: (public enum, CUTLASS element type)
@@ -51,16 +63,16 @@ def instance_file(dtype, head_dim, variant):
 
 def render_instance(dtype, head_dim, variant):
     element = DTYPES[dtype][1]
-    general = "true" if variant == "general" else "false"
+    enumerator = f"sm90::Variant::{VARIANTS[variant]}"
     return (
         HEADER
         + '#include "sm90/launch_fwd.cuh"\n\n'
         + "namespace flash::detail {\n\n"
         + f"Status {launcher_name(dtype, head_dim, variant)}(const FwdArgs& args, cudaStream_t stream) {{\n"
-        + f"  return sm90::launch_fwd<{element}, {head_dim}, /*kGeneral=*/{general}>(args, stream);\n"
+        + f"  return sm90::launch_fwd<{element}, {head_dim}, {enumerator}>(args, stream);\n"
         + "}\n\n"
         + f"KernelTiles {tiles_name(dtype, head_dim, variant)}() {{\n"
-        + f"  return sm90::fwd_tiles<{element}, {head_dim}, /*kGeneral=*/{general}>();\n"
+        + f"  return sm90::fwd_tiles<{element}, {head_dim}, {enumerator}>();\n"
         + "}\n\n"
         + "}  // namespace flash::detail\n"
     )
@@ -73,7 +85,7 @@ def render_table():
         for d, h, v in KERNELS
     )
     rows = "".join(
-        f'    {{{DTYPES[d][0]}, {h}, /*general=*/{"true" if v == "general" else "false"}, '
+        f'    {{{DTYPES[d][0]}, {h}, KernelVariant::{VARIANTS[v]}, '
         f'&{launcher_name(d, h, v)}, &{tiles_name(d, h, v)}, "{kernel_name(d, h, v)}"}},\n'
         for d, h, v in KERNELS
     )

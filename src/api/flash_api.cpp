@@ -16,8 +16,20 @@ Status prepare(const FlashAttentionParams& params, bool workspace_given, detail:
   if (Status s = detail::check_arguments(params, args); s != kSuccess) return s;
   if (Status s = detail::check_device(args); s != kSuccess) return s;
   // check_arguments has already rejected every (dtype, head_dim) without a table row.
-  const detail::KernelEntry* general = detail::find_kernel(params.dtype, params.head_dim, /*general=*/true);
+  const detail::KernelEntry* general = detail::find_kernel(params.dtype, params.head_dim, detail::KernelVariant::kGeneral);
   return detail::plan_launch(*args, general->tiles(), workspace_given, plan);
+}
+
+// The kernel for planned arguments: the decode variant where every tile holds at most its 64
+// query rows (and it is as wide as the general kernel: no more padding), else the general one
+// where a feature needs it, else the dense one.
+const detail::KernelEntry* choose_kernel(const detail::FwdArgs& args) {
+  const detail::KernelEntry* general = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kGeneral);
+  const detail::KernelEntry* decode = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDecode);
+  const int64_t rows = int64_t{args.seqlen_q} * (args.pack_gqa ? args.num_heads / args.num_heads_k : 1);
+  if (decode != nullptr && decode->head_dim == general->head_dim && rows <= decode->tiles().block_m) return decode;
+  return detail::needs_general_kernel(args) ? general
+                                            : detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDense);
 }
 
 }  // namespace
@@ -43,8 +55,7 @@ int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t str
   args.pack_gqa = plan.pack_gqa;
   args.num_splits = plan.num_splits;
   args.partial_rows = static_cast<int>(detail::partial_rows(args));
-  const detail::KernelEntry* entry =
-      detail::find_kernel(params.dtype, params.head_dim, detail::needs_general_kernel(args));
+  const detail::KernelEntry* entry = choose_kernel(args);
   const Status launched = entry->launch(args, stream);
   // Launchers record their own detailed message; one that did not still leaves a usable one.
   if (launched != kSuccess && last_error_message()[0] == '\0') {

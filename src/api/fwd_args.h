@@ -27,6 +27,7 @@ struct FwdArgs {
   int num_heads = 0;
   int num_heads_k = 0;
   int head_dim = 0;
+  DataType dtype = DataType::FP16;
   bool is_causal = false;
   float softmax_scale = 0.0f;       // > 0
   // What the kernel multiplies raw scores by before exp2: softmax_scale * log2(e), or with a
@@ -80,6 +81,18 @@ inline bool needs_general_kernel(const FwdArgs& args) {
 
 using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
 
+// The kernel variants of one (dtype, head dim) (src/sm90/traits.cuh, tile_plan):
+//   kDense    dense batches, no mask or a right window: the register-tight fast path
+//   kGeneral  also packed batches, seqused_k, left windows, softcap, paged caches, GQA packing and
+//             split keys
+//   kDecode   the general features on 64-row query tiles (one consumer warpgroup, a deeper K/V
+//             pipeline): calls whose tiles hold at most 64 query rows (decode); some head dims only
+enum class KernelVariant : int {
+  kDense = 0,
+  kGeneral = 1,
+  kDecode = 2,
+};
+
 // The tile of a kernel instance: query rows per CTA and key rows per pipeline stage.
 struct KernelTiles {
   int block_m = 0;
@@ -91,7 +104,7 @@ using FwdTilesQuery = KernelTiles (*)();
 struct KernelEntry {
   DataType dtype;
   int head_dim;
-  bool general;   // the general variant (needs_general_kernel), else the dense one
+  KernelVariant variant;
   FwdLauncher launch;
   FwdTilesQuery tiles;
   const char* name;

@@ -563,11 +563,11 @@ Status check_disjoint(const ByteRange& a, const ByteRange& b) {
 
 }  // namespace
 
-const KernelEntry* find_kernel(DataType dtype, int head_dim, bool general) {
+const KernelEntry* find_kernel(DataType dtype, int head_dim, KernelVariant variant) {
   const KernelEntry* best = nullptr;
   for (int i = 0; i < kNumKernels; ++i) {
     const KernelEntry& entry = kKernelTable[i];
-    if (entry.dtype == dtype && entry.general == general && entry.head_dim >= head_dim &&
+    if (entry.dtype == dtype && entry.variant == variant && entry.head_dim >= head_dim &&
         (best == nullptr || entry.head_dim < best->head_dim)) {
       best = &entry;
     }
@@ -674,6 +674,7 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   r.num_heads = p.num_heads;
   r.num_heads_k = p.num_heads_k;
   r.head_dim = p.head_dim;
+  r.dtype = p.dtype;
   r.is_causal = p.is_causal;
   r.cu_seqlens_q = p.cu_seqlens_q;
   r.cu_seqlens_k = p.cu_seqlens_k;

@@ -25,9 +25,10 @@ Status fail(Status status, const std::string& message);
 // Clears the calling thread's last error (after a successful call).
 void clear_last_error();
 
-// The kernel-table row that runs (dtype, head_dim): the narrowest kernel of that dtype and variant
-// (general or dense, see needs_general_kernel) at least head_dim wide, or null. Every (dtype,
-// head_dim) has both variants (tools/generate_kernels.py), so the dense answer decides support.
-const KernelEntry* find_kernel(DataType dtype, int head_dim, bool general = false);
+// The kernel-table row that runs (dtype, head_dim) in `variant`: the narrowest kernel of that dtype
+// and variant at least head_dim wide, or null. Every (dtype, head_dim) has the dense and general
+// variants (tools/generate_kernels.py), so the dense answer decides support; decode kernels exist
+// for some head dims only.
+const KernelEntry* find_kernel(DataType dtype, int head_dim, KernelVariant variant = KernelVariant::kDense);
 
 }  // namespace flash::detail

@@ -4,11 +4,11 @@
 namespace flash::detail {
 
 Status run_fwd_bf16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::bfloat16_t, 128, /*kGeneral=*/true>(args, stream);
+  return sm90::launch_fwd<cutlass::bfloat16_t, 128, sm90::Variant::kGeneral>(args, stream);
 }
 
 KernelTiles tiles_fwd_bf16_hdim128_general_sm90() {
-  return sm90::fwd_tiles<cutlass::bfloat16_t, 128, /*kGeneral=*/true>();
+  return sm90::fwd_tiles<cutlass::bfloat16_t, 128, sm90::Variant::kGeneral>();
 }
 
 }  // namespace flash::detail

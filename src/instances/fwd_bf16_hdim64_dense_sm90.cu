@@ -4,11 +4,11 @@
 namespace flash::detail {
 
 Status run_fwd_bf16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::bfloat16_t, 64, /*kGeneral=*/false>(args, stream);
+  return sm90::launch_fwd<cutlass::bfloat16_t, 64, sm90::Variant::kDense>(args, stream);
 }
 
 KernelTiles tiles_fwd_bf16_hdim64_dense_sm90() {
-  return sm90::fwd_tiles<cutlass::bfloat16_t, 64, /*kGeneral=*/false>();
+  return sm90::fwd_tiles<cutlass::bfloat16_t, 64, sm90::Variant::kDense>();
 }
 
 }  // namespace flash::detail

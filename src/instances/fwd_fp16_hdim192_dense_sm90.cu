@@ -4,11 +4,11 @@
 namespace flash::detail {
 
 Status run_fwd_fp16_hdim192_dense_sm90(const FwdArgs& args, cudaStream_t stream) {
-  return sm90::launch_fwd<cutlass::half_t, 192, /*kGeneral=*/false>(args, stream);
+  return sm90::launch_fwd<cutlass::half_t, 192, sm90::Variant::kDense>(args, stream);
 }
 
 KernelTiles tiles_fwd_fp16_hdim192_dense_sm90() {
-  return sm90::fwd_tiles<cutlass::half_t, 192, /*kGeneral=*/false>();
+  return sm90::fwd_tiles<cutlass::half_t, 192, sm90::Variant::kDense>();
 }
 
 }  // namespace flash::detail

@@ -2,24 +2,28 @@
 set(FLASH_KERNEL_SOURCES
   src/instances/fwd_fp16_hdim64_dense_sm90.cu
   src/instances/fwd_fp16_hdim64_general_sm90.cu
+  src/instances/fwd_fp16_hdim64_decode_sm90.cu
   src/instances/fwd_fp16_hdim80_dense_sm90.cu
   src/instances/fwd_fp16_hdim80_general_sm90.cu
   src/instances/fwd_fp16_hdim96_dense_sm90.cu
   src/instances/fwd_fp16_hdim96_general_sm90.cu
   src/instances/fwd_fp16_hdim128_dense_sm90.cu
   src/instances/fwd_fp16_hdim128_general_sm90.cu
+  src/instances/fwd_fp16_hdim128_decode_sm90.cu
   src/instances/fwd_fp16_hdim192_dense_sm90.cu
   src/instances/fwd_fp16_hdim192_general_sm90.cu
   src/instances/fwd_fp16_hdim256_dense_sm90.cu
   src/instances/fwd_fp16_hdim256_general_sm90.cu
   src/instances/fwd_bf16_hdim64_dense_sm90.cu
   src/instances/fwd_bf16_hdim64_general_sm90.cu
+  src/instances/fwd_bf16_hdim64_decode_sm90.cu
   src/instances/fwd_bf16_hdim80_dense_sm90.cu
   src/instances/fwd_bf16_hdim80_general_sm90.cu
   src/instances/fwd_bf16_hdim96_dense_sm90.cu
   src/instances/fwd_bf16_hdim96_general_sm90.cu
   src/instances/fwd_bf16_hdim128_dense_sm90.cu
   src/instances/fwd_bf16_hdim128_general_sm90.cu
+  src/instances/fwd_bf16_hdim128_decode_sm90.cu
   src/instances/fwd_bf16_hdim192_dense_sm90.cu
   src/instances/fwd_bf16_hdim192_general_sm90.cu
   src/instances/fwd_bf16_hdim256_dense_sm90.cu

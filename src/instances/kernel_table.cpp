@@ -7,6 +7,8 @@ Status run_fwd_fp16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim64_dense_sm90();
 Status run_fwd_fp16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim64_general_sm90();
+Status run_fwd_fp16_hdim64_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim64_decode_sm90();
 Status run_fwd_fp16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim80_dense_sm90();
 Status run_fwd_fp16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -19,6 +21,8 @@ Status run_fwd_fp16_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream)
 KernelTiles tiles_fwd_fp16_hdim128_dense_sm90();
 Status run_fwd_fp16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim128_general_sm90();
+Status run_fwd_fp16_hdim128_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim128_decode_sm90();
 Status run_fwd_fp16_hdim192_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim192_dense_sm90();
 Status run_fwd_fp16_hdim192_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -31,6 +35,8 @@ Status run_fwd_bf16_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim64_dense_sm90();
 Status run_fwd_bf16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim64_general_sm90();
+Status run_fwd_bf16_hdim64_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim64_decode_sm90();
 Status run_fwd_bf16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim80_dense_sm90();
 Status run_fwd_bf16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -43,6 +49,8 @@ Status run_fwd_bf16_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream)
 KernelTiles tiles_fwd_bf16_hdim128_dense_sm90();
 Status run_fwd_bf16_hdim128_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim128_general_sm90();
+Status run_fwd_bf16_hdim128_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim128_decode_sm90();
 Status run_fwd_bf16_hdim192_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim192_dense_sm90();
 Status run_fwd_bf16_hdim192_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -53,32 +61,36 @@ Status run_fwd_bf16_hdim256_general_sm90(const FwdArgs& args, cudaStream_t strea
 KernelTiles tiles_fwd_bf16_hdim256_general_sm90();
 
 const KernelEntry kKernelTable[] = {
-    {DataType::FP16, 64, /*general=*/false, &run_fwd_fp16_hdim64_dense_sm90, &tiles_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
-    {DataType::FP16, 64, /*general=*/true, &run_fwd_fp16_hdim64_general_sm90, &tiles_fwd_fp16_hdim64_general_sm90, "fp16_hdim64_general_sm90"},
-    {DataType::FP16, 80, /*general=*/false, &run_fwd_fp16_hdim80_dense_sm90, &tiles_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
-    {DataType::FP16, 80, /*general=*/true, &run_fwd_fp16_hdim80_general_sm90, &tiles_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
-    {DataType::FP16, 96, /*general=*/false, &run_fwd_fp16_hdim96_dense_sm90, &tiles_fwd_fp16_hdim96_dense_sm90, "fp16_hdim96_dense_sm90"},
-    {DataType::FP16, 96, /*general=*/true, &run_fwd_fp16_hdim96_general_sm90, &tiles_fwd_fp16_hdim96_general_sm90, "fp16_hdim96_general_sm90"},
-    {DataType::FP16, 128, /*general=*/false, &run_fwd_fp16_hdim128_dense_sm90, &tiles_fwd_fp16_hdim128_dense_sm90, "fp16_hdim128_dense_sm90"},
-    {DataType::FP16, 128, /*general=*/true, &run_fwd_fp16_hdim128_general_sm90, &tiles_fwd_fp16_hdim128_general_sm90, "fp16_hdim128_general_sm90"},
-    {DataType::FP16, 192, /*general=*/false, &run_fwd_fp16_hdim192_dense_sm90, &tiles_fwd_fp16_hdim192_dense_sm90, "fp16_hdim192_dense_sm90"},
-    {DataType::FP16, 192, /*general=*/true, &run_fwd_fp16_hdim192_general_sm90, &tiles_fwd_fp16_hdim192_general_sm90, "fp16_hdim192_general_sm90"},
-    {DataType::FP16, 256, /*general=*/false, &run_fwd_fp16_hdim256_dense_sm90, &tiles_fwd_fp16_hdim256_dense_sm90, "fp16_hdim256_dense_sm90"},
-    {DataType::FP16, 256, /*general=*/true, &run_fwd_fp16_hdim256_general_sm90, &tiles_fwd_fp16_hdim256_general_sm90, "fp16_hdim256_general_sm90"},
-    {DataType::BF16, 64, /*general=*/false, &run_fwd_bf16_hdim64_dense_sm90, &tiles_fwd_bf16_hdim64_dense_sm90, "bf16_hdim64_dense_sm90"},
-    {DataType::BF16, 64, /*general=*/true, &run_fwd_bf16_hdim64_general_sm90, &tiles_fwd_bf16_hdim64_general_sm90, "bf16_hdim64_general_sm90"},
-    {DataType::BF16, 80, /*general=*/false, &run_fwd_bf16_hdim80_dense_sm90, &tiles_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
-    {DataType::BF16, 80, /*general=*/true, &run_fwd_bf16_hdim80_general_sm90, &tiles_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
-    {DataType::BF16, 96, /*general=*/false, &run_fwd_bf16_hdim96_dense_sm90, &tiles_fwd_bf16_hdim96_dense_sm90, "bf16_hdim96_dense_sm90"},
-    {DataType::BF16, 96, /*general=*/true, &run_fwd_bf16_hdim96_general_sm90, &tiles_fwd_bf16_hdim96_general_sm90, "bf16_hdim96_general_sm90"},
-    {DataType::BF16, 128, /*general=*/false, &run_fwd_bf16_hdim128_dense_sm90, &tiles_fwd_bf16_hdim128_dense_sm90, "bf16_hdim128_dense_sm90"},
-    {DataType::BF16, 128, /*general=*/true, &run_fwd_bf16_hdim128_general_sm90, &tiles_fwd_bf16_hdim128_general_sm90, "bf16_hdim128_general_sm90"},
-    {DataType::BF16, 192, /*general=*/false, &run_fwd_bf16_hdim192_dense_sm90, &tiles_fwd_bf16_hdim192_dense_sm90, "bf16_hdim192_dense_sm90"},
-    {DataType::BF16, 192, /*general=*/true, &run_fwd_bf16_hdim192_general_sm90, &tiles_fwd_bf16_hdim192_general_sm90, "bf16_hdim192_general_sm90"},
-    {DataType::BF16, 256, /*general=*/false, &run_fwd_bf16_hdim256_dense_sm90, &tiles_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
-    {DataType::BF16, 256, /*general=*/true, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
+    {DataType::FP16, 64, KernelVariant::kDense, &run_fwd_fp16_hdim64_dense_sm90, &tiles_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
+    {DataType::FP16, 64, KernelVariant::kGeneral, &run_fwd_fp16_hdim64_general_sm90, &tiles_fwd_fp16_hdim64_general_sm90, "fp16_hdim64_general_sm90"},
+    {DataType::FP16, 64, KernelVariant::kDecode, &run_fwd_fp16_hdim64_decode_sm90, &tiles_fwd_fp16_hdim64_decode_sm90, "fp16_hdim64_decode_sm90"},
+    {DataType::FP16, 80, KernelVariant::kDense, &run_fwd_fp16_hdim80_dense_sm90, &tiles_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
+    {DataType::FP16, 80, KernelVariant::kGeneral, &run_fwd_fp16_hdim80_general_sm90, &tiles_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
+    {DataType::FP16, 96, KernelVariant::kDense, &run_fwd_fp16_hdim96_dense_sm90, &tiles_fwd_fp16_hdim96_dense_sm90, "fp16_hdim96_dense_sm90"},
+    {DataType::FP16, 96, KernelVariant::kGeneral, &run_fwd_fp16_hdim96_general_sm90, &tiles_fwd_fp16_hdim96_general_sm90, "fp16_hdim96_general_sm90"},
+    {DataType::FP16, 128, KernelVariant::kDense, &run_fwd_fp16_hdim128_dense_sm90, &tiles_fwd_fp16_hdim128_dense_sm90, "fp16_hdim128_dense_sm90"},
+    {DataType::FP16, 128, KernelVariant::kGeneral, &run_fwd_fp16_hdim128_general_sm90, &tiles_fwd_fp16_hdim128_general_sm90, "fp16_hdim128_general_sm90"},
+    {DataType::FP16, 128, KernelVariant::kDecode, &run_fwd_fp16_hdim128_decode_sm90, &tiles_fwd_fp16_hdim128_decode_sm90, "fp16_hdim128_decode_sm90"},
+    {DataType::FP16, 192, KernelVariant::kDense, &run_fwd_fp16_hdim192_dense_sm90, &tiles_fwd_fp16_hdim192_dense_sm90, "fp16_hdim192_dense_sm90"},
+    {DataType::FP16, 192, KernelVariant::kGeneral, &run_fwd_fp16_hdim192_general_sm90, &tiles_fwd_fp16_hdim192_general_sm90, "fp16_hdim192_general_sm90"},
+    {DataType::FP16, 256, KernelVariant::kDense, &run_fwd_fp16_hdim256_dense_sm90, &tiles_fwd_fp16_hdim256_dense_sm90, "fp16_hdim256_dense_sm90"},
+    {DataType::FP16, 256, KernelVariant::kGeneral, &run_fwd_fp16_hdim256_general_sm90, &tiles_fwd_fp16_hdim256_general_sm90, "fp16_hdim256_general_sm90"},
+    {DataType::BF16, 64, KernelVariant::kDense, &run_fwd_bf16_hdim64_dense_sm90, &tiles_fwd_bf16_hdim64_dense_sm90, "bf16_hdim64_dense_sm90"},
+    {DataType::BF16, 64, KernelVariant::kGeneral, &run_fwd_bf16_hdim64_general_sm90, &tiles_fwd_bf16_hdim64_general_sm90, "bf16_hdim64_general_sm90"},
+    {DataType::BF16, 64, KernelVariant::kDecode, &run_fwd_bf16_hdim64_decode_sm90, &tiles_fwd_bf16_hdim64_decode_sm90, "bf16_hdim64_decode_sm90"},
+    {DataType::BF16, 80, KernelVariant::kDense, &run_fwd_bf16_hdim80_dense_sm90, &tiles_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
+    {DataType::BF16, 80, KernelVariant::kGeneral, &run_fwd_bf16_hdim80_general_sm90, &tiles_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
+    {DataType::BF16, 96, KernelVariant::kDense, &run_fwd_bf16_hdim96_dense_sm90, &tiles_fwd_bf16_hdim96_dense_sm90, "bf16_hdim96_dense_sm90"},
+    {DataType::BF16, 96, KernelVariant::kGeneral, &run_fwd_bf16_hdim96_general_sm90, &tiles_fwd_bf16_hdim96_general_sm90, "bf16_hdim96_general_sm90"},
+    {DataType::BF16, 128, KernelVariant::kDense, &run_fwd_bf16_hdim128_dense_sm90, &tiles_fwd_bf16_hdim128_dense_sm90, "bf16_hdim128_dense_sm90"},
+    {DataType::BF16, 128, KernelVariant::kGeneral, &run_fwd_bf16_hdim128_general_sm90, &tiles_fwd_bf16_hdim128_general_sm90, "bf16_hdim128_general_sm90"},
+    {DataType::BF16, 128, KernelVariant::kDecode, &run_fwd_bf16_hdim128_decode_sm90, &tiles_fwd_bf16_hdim128_decode_sm90, "bf16_hdim128_decode_sm90"},
+    {DataType::BF16, 192, KernelVariant::kDense, &run_fwd_bf16_hdim192_dense_sm90, &tiles_fwd_bf16_hdim192_dense_sm90, "bf16_hdim192_dense_sm90"},
+    {DataType::BF16, 192, KernelVariant::kGeneral, &run_fwd_bf16_hdim192_general_sm90, &tiles_fwd_bf16_hdim192_general_sm90, "bf16_hdim192_general_sm90"},
+    {DataType::BF16, 256, KernelVariant::kDense, &run_fwd_bf16_hdim256_dense_sm90, &tiles_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
+    {DataType::BF16, 256, KernelVariant::kGeneral, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
 };
 
-const int kNumKernels = 24;
+const int kNumKernels = 28;
 
 }  // namespace flash::detail

@@ -37,6 +37,10 @@ struct CombineParams {
 
 constexpr int kCombineWarps = 4;   // one warp per (query row, head)
 constexpr int kCombineThreads = kCombineWarps * 32;
+constexpr int kCombineMaxSplits = 256;   // flash::kMaxSplits: the weights of one row fit shared memory
+// Partial rows loaded back to back per lane: the loads of one row's splits are independent, and
+// issued one at a time they cost a memory latency each (64 splits took ~25 us at decode).
+constexpr int kCombineUnroll = 16;
 
 CUTE_DEVICE float warp_allreduce_max(float x) {
   CUTE_UNROLL
@@ -55,6 +59,8 @@ template <class Element>
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CUTE_GRID_CONSTANT CombineParams<Element> const p) {
   // Launched as a programmatic dependent of the split kernel: wait until its writes are visible.
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  __shared__ float weights_of_warp[kCombineWarps][kCombineMaxSplits];
+  float* weights = weights_of_warp[threadIdx.x / 32];
   int const lane = threadIdx.x % 32;
   int64_t const per_entry = int64_t(p.seqlen_q) * p.num_heads;
   int64_t const count = per_entry * p.batch;
@@ -80,23 +86,39 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CUTE_GRID_CONS
     }
     sum = warp_allreduce_sum(sum);
     float const lse_total = lse_max == -INFINITY ? -INFINITY : lse_max + logf(sum);
+    // Each split's weight, 0 for a split whose keys the row does not see (or no key at all).
+    for (int s = lane; s < p.num_splits; s += 32) {
+      weights[s] = lse_total == -INFINITY ? 0.0f : expf(lse_row[s * split_stride] - lse_total);
+    }
+    __syncwarp();
 
     Element* out_row = p.out + tensor_batch * p.out_batch_stride + int64_t(seq.offset_q + query) * p.out_row_stride +
                        int64_t(head) * p.out_head_stride;
+    float const* o_col = p.o_partial + row * p.head_dim;   // split s at o_col[s * split_stride * head_dim + col]
     for (int col = lane * 4; col < p.head_dim; col += 128) {   // head_dim is a multiple of 8
       cutlass::Array<float, 4> acc;
       acc.fill(0.0f);
-      for (int s = 0; s < p.num_splits && lse_total != -INFINITY; ++s) {
-        float const weight = expf(lse_row[s * split_stride] - lse_total);
-        if (weight == 0.0f) continue;
-        float4 const o = *reinterpret_cast<float4 const*>(p.o_partial + (row + s * split_stride) * p.head_dim + col);
-        acc[0] += weight * o.x;
-        acc[1] += weight * o.y;
-        acc[2] += weight * o.z;
-        acc[3] += weight * o.w;
+      for (int s0 = 0; s0 < p.num_splits; s0 += kCombineUnroll) {
+        float4 o[kCombineUnroll];
+        CUTE_UNROLL
+        for (int j = 0; j < kCombineUnroll; ++j) {
+          int const s = s0 + j;
+          o[j] = s < p.num_splits && weights[s] != 0.0f
+                     ? *reinterpret_cast<float4 const*>(o_col + int64_t(s) * split_stride * p.head_dim + col)
+                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        CUTE_UNROLL
+        for (int j = 0; j < kCombineUnroll; ++j) {
+          float const weight = s0 + j < p.num_splits ? weights[s0 + j] : 0.0f;
+          acc[0] += weight * o[j].x;
+          acc[1] += weight * o[j].y;
+          acc[2] += weight * o[j].z;
+          acc[3] += weight * o[j].w;
+        }
       }
       *reinterpret_cast<cutlass::Array<Element, 4>*>(out_row + col) = convert(acc);
     }
+    __syncwarp();   // the next row's weights overwrite these
     if (p.lse != nullptr && lane == 0) {
       p.lse[tensor_batch * p.lse_batch_stride + int64_t(head) * p.lse_head_stride + seq.offset_q + query] = lse_total;
     }

@@ -64,6 +64,9 @@ struct FwdKernelSm90 {
   }
 
   CUTE_DEVICE void operator()(Params const& params, char* smem) {
+    // A split launch's combine kernel (a programmatic dependent) may be scheduled once every CTA
+    // has started; it waits for this grid's results itself.
+    if constexpr (Traits::kGeneral) asm volatile("griddepcontrol.launch_dependents;");
     SharedStorage& storage = *reinterpret_cast<SharedStorage*>(smem);
     int const warp_group = cutlass::canonical_warp_group_idx();
     int const warp = cutlass::canonical_warp_idx_sync();
@@ -91,7 +94,11 @@ struct FwdKernelSm90 {
     // Both roles walk the same tiles; `iteration` counts those with rows and gives the barrier phases.
     if (warp_group == int(WarpGroupRole::kProducer)) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegisters>();
-      if (warp == 0 && lane_predicate) {
+      // The dense kernel's loads come from one elected thread; the general kernel's whole first
+      // warp walks the tiles, so that its lanes can look up a key block's pages together, and
+      // lane 0 (the pipelines' leader) issues the copies.
+      if (warp == 0 && (Traits::kGeneral || lane_predicate)) {
+        int const lane = Traits::kGeneral ? int(threadIdx.x % 32) : 0;
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
@@ -103,7 +110,7 @@ struct FwdKernelSm90 {
             if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
           };
           Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, seq,
-                         tensor_batch(params, tile.batch), range.begin, range.end, wait_q_buffer);
+                         tensor_batch(params, tile.batch), range.begin, range.end, lane, wait_q_buffer);
           ++iteration;
         }
         pipeline_k.producer_tail(state);

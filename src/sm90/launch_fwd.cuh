@@ -18,9 +18,9 @@ namespace flash::detail::sm90 {
 
 using namespace flash::sm90;
 
-template <class Element, int kHeadDim, bool kGeneral>
+template <class Element, int kHeadDim, Variant kVariant>
 KernelTiles fwd_tiles() {
-  using Traits = FwdTraits<Element, kHeadDim, kGeneral>;
+  using Traits = FwdTraits<Element, kHeadDim, kVariant>;
   return {Traits::kBlockM, Traits::kBlockN};
 }
 
@@ -66,9 +66,10 @@ Status launch_combine(FwdArgs const& args, cudaStream_t stream) {
   return kSuccess;
 }
 
-template <class Element, int kHeadDim, bool kGeneral>
+template <class Element, int kHeadDim, Variant kVariant>
 Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
-  using Traits = FwdTraits<Element, kHeadDim, kGeneral>;
+  using Traits = FwdTraits<Element, kHeadDim, kVariant>;
+  constexpr bool kGeneral = Traits::kGeneral;
   using Kernel = FwdKernelSm90<Traits, MainloopFwdSm90<Traits>, EpilogueFwdSm90<Traits>, StaticPersistentScheduler>;
   auto kernel = &fwd_kernel_sm90<Kernel>;
   if (!kGeneral && needs_general_kernel(args)) {

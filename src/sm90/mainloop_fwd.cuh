@@ -187,44 +187,61 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
+  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's chunk c
+  // (kPageChunk keys; lane 0 alone when pages are whole key blocks). One memory latency per block,
+  // shared by K and V, instead of one per chunk and tensor.
+  static constexpr int kChunksPerBlock = kBlockN / kPageChunk;
+  static_assert(kChunksPerBlock <= 32, "one lane per chunk");
+  CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
+    bool const looks_up = lane < (p.page_size % kBlockN == 0 ? 1 : kChunksPerBlock);
+    return looks_up ? page_of(p, batch, n_block * kBlockN + lane * kPageChunk) : 0;
+  }
+
   // One key block of K or V into stage `stage` of sX (N, d, stage): through tXgX/tXsX (contiguous
-  // caches, partitioned once per tile), or through the page table.
+  // caches, partitioned once per tile), or through the pages of block_pages (`pages`: lane c's).
+  // Every lane of the calling warp enters (the pages pass through shuffles); lane 0 issues.
   template <class TensorG, class TensorS, class TensorSmem>
   CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVChunk const& tma_chunk,
                                         TensorG const& tXgX, TensorS& tXsX, TensorSmem& sX, uint64_t& barrier,
-                                        int head_k, int batch, int n_block, int stage) {
+                                        int head_k, int n_block, int stage, int pages, int lane) {
     if (!Traits::kGeneral || p.page_table == nullptr) {
-      copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
+      if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
     }
     int const key0 = n_block * kBlockN;
     if (p.page_size % kBlockN == 0) {   // the block lies in one page
-      Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, page_of(p, batch, key0));                  // (page_size, d)
-      Tensor gX = local_tile(mX, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));                       // (N, d, blocks)
-      auto [tPgX, tPsX] = tma_partition(tma, _0{}, Layout<_1>{}, group_modes<0, 2>(sX), group_modes<0, 2>(gX));
-      copy(tma.with(barrier, 0), tPgX(_, (key0 % p.page_size) / kBlockN), tPsX(_, stage));
+      if (lane == 0) {
+        Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, pages);                                   // (page_size, d)
+        Tensor gX = local_tile(mX, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));                     // (N, d, blocks)
+        auto [tPgX, tPsX] = tma_partition(tma, _0{}, Layout<_1>{}, group_modes<0, 2>(sX), group_modes<0, 2>(gX));
+        copy(tma.with(barrier, 0), tPgX(_, (key0 % p.page_size) / kBlockN), tPsX(_, stage));
+      }
       return;
     }
 #pragma unroll 1
-    for (int c = 0; c < kBlockN / kPageChunk; ++c) {   // page_size is a multiple of kPageChunk
-      int const key = key0 + c * kPageChunk;
-      Tensor mX = tma_chunk.get_tma_tensor(p.shape_k)(_, _, head_k, page_of(p, batch, key));             // (page_size, d)
-      Tensor gX = local_tile(mX, ChunkShape{}, make_coord(_, _0{}));                                      // (16, d, chunks)
-      Tensor sC = local_tile(sX(_, _, stage), ChunkShape{}, make_coord(c, _0{}));                         // (16, d)
-      auto [tCgX, tCsX] = tma_partition(tma_chunk, _0{}, Layout<_1>{}, group_modes<0, 2>(sC), group_modes<0, 2>(gX));
-      copy(tma_chunk.with(barrier, 0), tCgX(_, (key % p.page_size) / kPageChunk), tCsX);
+    for (int c = 0; c < kChunksPerBlock; ++c) {   // page_size is a multiple of kPageChunk
+      int const page = __shfl_sync(0xffffffff, pages, c);
+      if (lane == 0) {
+        int const key = key0 + c * kPageChunk;
+        Tensor mX = tma_chunk.get_tma_tensor(p.shape_k)(_, _, head_k, page);                               // (page_size, d)
+        Tensor gX = local_tile(mX, ChunkShape{}, make_coord(_, _0{}));                                    // (16, d, chunks)
+        Tensor sC = local_tile(sX(_, _, stage), ChunkShape{}, make_coord(c, _0{}));                       // (16, d)
+        auto [tCgX, tCsX] = tma_partition(tma_chunk, _0{}, Layout<_1>{}, group_modes<0, 2>(sC), group_modes<0, 2>(gX));
+        copy(tma_chunk.with(barrier, 0), tCgX(_, (key % p.page_size) / kPageChunk), tCsX);
+      }
     }
   }
 
-  // Producer, one thread: K and V of blocks n_end-1 down to n_begin, and Q after the first block's K and
-  // V: Q's buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks
-  // until it is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so
-  // the consumers, which always wait for it, stay in step with the producer. With GQA packing Q is
-  // load_q_packed's (another warp).
+  // Producer (one thread, lane 0, in the dense kernel; one warp in the general one, whose lane 0
+  // issues): K and V of blocks n_end-1 down to n_begin, and Q after the first block's K and V: Q's
+  // buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks until it
+  // is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so the
+  // consumers, which always wait for it, stay in step with the producer. With GQA packing Q is
+  // load_q_packed's (another warp). A paged block's pages are looked up one block ahead.
   template <class WaitQBuffer>
   CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
                                SharedStorage& storage, TileCoord tile, SeqLenInfo const& seq, int tensor_batch,
-                               int n_begin, int n_end, WaitQBuffer const& wait_q_buffer) {
+                               int n_begin, int n_end, int lane, WaitQBuffer const& wait_q_buffer) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
     Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
@@ -244,28 +261,34 @@ struct MainloopFwdSm90 {
     auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
     bool q_issued = Traits::kGeneral && p.pack_gqa;
+    bool const paged = Traits::kGeneral && p.page_table != nullptr;
+    int next_pages = paged && n_begin < n_end ? block_pages(p, tile.batch, n_end - 1, lane) : 0;
     for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
+      int const pages = next_pages;
+      if (paged && n_block > n_begin) next_pages = block_pages(p, tile.batch, n_block - 1, lane);
       pipeline_k.producer_acquire(state);
       load_kv_block(p, p.tma_k, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state), head_k,
-                    tile.batch, n_block, state.index());
+                    n_block, state.index(), pages, lane);
       pipeline_v.producer_acquire(state);
       load_kv_block(p, p.tma_v, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state), head_k,
-                    tile.batch, n_block, state.index());
+                    n_block, state.index(), pages, lane);
       ++state;
       if (!q_issued) {
-        load_q(p, storage, tQgQ, tQsQ, wait_q_buffer);
+        load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);
         q_issued = true;
       }
     }
-    if (!q_issued) load_q(p, storage, tQgQ, tQsQ, wait_q_buffer);
+    if (!q_issued) load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);
   }
 
   template <class TensorG, class TensorS, class WaitQBuffer>
-  CUTE_DEVICE static void load_q(Params const& p, SharedStorage& storage, TensorG const& tQgQ, TensorS& tQsQ,
+  CUTE_DEVICE static void load_q(Params const& p, SharedStorage& storage, TensorG const& tQgQ, TensorS& tQsQ, int lane,
                                  WaitQBuffer const& wait_q_buffer) {
     wait_q_buffer();
-    storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
-    copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
+    if (lane == 0) {
+      storage.barrier_q.arrive_and_expect_tx(Traits::kTmaBytesQ);
+      copy(p.tma_q.with(reinterpret_cast<uint64_t&>(storage.barrier_q), 0), tQgQ, tQsQ);
+    }
   }
 
   // GQA packing: tile row r of an entry is query r / ratio of query head kv_head * ratio +

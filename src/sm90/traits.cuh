@@ -8,9 +8,14 @@
 #include <cutlass/numeric_types.h>
 #include <cutlass/pipeline/pipeline.hpp>
 
+#include "api/fwd_args.h"
+
 namespace flash::sm90 {
 
 using namespace cute;
+
+// dense, general or decode (detail::KernelVariant says what each serves).
+using Variant = detail::KernelVariant;
 
 struct TilePlan {
   int block_m;   // query rows per CTA tile: 64 per consumer warpgroup
@@ -25,9 +30,19 @@ struct TilePlan {
 // One choice per head dim and variant, each with its reason (measured on H100, bf16, FA3-paper
 // grid, in one run against the alternatives named). Shared-memory budget: 227 KB per CTA.
 // Variants: the dense kernel serves dense batches without a mask or with a right window (causal);
-// the general kernel adds packed variable-length batches, seqused_k, left windows and softcap at run
-// time, which costs registers: per-tile lengths, the window's two edges, the packed-row store.
-constexpr TilePlan tile_plan(int head_dim, bool general) {
+// the general kernel adds packed variable-length batches, seqused_k, left windows, softcap, paged
+// caches, GQA packing and split keys at run time, which costs registers: per-tile lengths, the
+// window's two edges, the packed-row store.
+constexpr TilePlan tile_plan(int head_dim, Variant variant) {
+  bool const general = variant != Variant::kDense;
+  // decode: at most 64 query rows per tile (one token of 8 GQA heads is 8). With 128-row tiles the
+  // second consumer warpgroup multiplied zero rows, and the GEMMs and exponentials of a key block
+  // took about as long as its 64 KB took to arrive (d128, H200: 0.94-0.99 of cuDNN at large
+  // batches). One consumer warpgroup halves that work and frees shared memory for a deeper K/V
+  // ring: 192 KB in flight per SM (d128: Q 16 KB + O 16 KB + 3 x 64 KB; d64: 6 x 32 KB).
+  if (variant == Variant::kDecode) {
+    return head_dim <= 64 ? TilePlan{64, 128, 6, 40, 240, false, true} : TilePlan{64, 128, 3, 40, 240, false, true};
+  }
   // hdim 64 is exp-bound: a third consumer warpgroup (192 rows) gives the scheduler one more
   // softmax to overlap with GEMMs: 525 TFLOP/s at 16k non-causal, 538 causal, against 488 and 490
   // with 128 rows (short causal sequences lose ~10%: 173 against 190 at 512). Q 24 KB + K,V
@@ -74,13 +89,14 @@ enum class NamedBarrierId : uint32_t {
   kKvTail = 4,             // all consumer threads: the key tail of V is zeroed (after 1 + 3 schedulers)
 };
 
-template <class Element_, int kHeadDim_, bool kGeneral_>
+template <class Element_, int kHeadDim_, Variant kVariant_>
 struct FwdTraits {
   using Element = Element_;
   using ElementAccum = float;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr bool kGeneral = kGeneral_;   // the general variant (see tile_plan)
-  static constexpr TilePlan kPlan = tile_plan(kHeadDim, kGeneral);
+  static constexpr Variant kVariant = kVariant_;
+  static constexpr bool kGeneral = kVariant != Variant::kDense;   // the run-time features (see tile_plan)
+  static constexpr TilePlan kPlan = tile_plan(kHeadDim, kVariant);
   static constexpr int kBlockM = kPlan.block_m;
   static constexpr int kBlockN = kPlan.block_n;
   static constexpr int kStages = kPlan.stages;
@@ -99,7 +115,8 @@ struct FwdTraits {
   static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <=
                     kLaunchRegisters * kNumThreads,
                 "register plan exceeds the CTA's register pool");
-  static_assert(kBlockM % 64 == 0 && kNumMmaWarpGroups >= 2, "64 query rows per consumer warpgroup");
+  static_assert(kBlockM % 64 == 0, "64 query rows per consumer warpgroup");
+  static_assert(kNumMmaWarpGroups >= 2 || !kUseSchedulerBarrier, "scheduler barriers take turns between warpgroups");
   static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "wgmma K steps are 16 elements");
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
