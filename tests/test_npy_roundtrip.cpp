@@ -8,6 +8,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -139,6 +140,15 @@ TEST_P(CliNpyRoundTrip, CliOutputEqualsLibraryCallBitForBit) {
   p.num_heads = c.heads, p.num_heads_k = c.heads_k, p.head_dim = c.head_dim;
   p.dtype = c.dtype;
   p.is_causal = c.causal;   // softmax_scale 0: 1/sqrt(head_dim), as the CLI without --scale
+  // The CLI passes a workspace of the size the library asks for (num_splits 0: the library may
+  // split the keys), so the direct call does too.
+  size_t workspace_bytes = 0;
+  ASSERT_EQ(flash::flash_attention_workspace_size(p, &workspace_bytes), flash::kSuccess) << flash::last_error_message();
+  GuardedDeviceBuffer workspace(std::max<size_t>(workspace_bytes, 16));
+  if (workspace_bytes > 0) {
+    p.workspace = workspace.data();
+    p.workspace_bytes = workspace_bytes;
+  }
   const int result = flash::flash_attention_forward(p, nullptr);
   ASSERT_EQ(result, flash::kSuccess) << flash::status_string(result) << ": " << flash::last_error_message();
   flash::host::cuda_check(cudaDeviceSynchronize(), "kernel execution");

@@ -35,11 +35,14 @@ struct CombineParams {
   SeqLens seqlens;
 };
 
-constexpr int kCombineWarps = 4;   // one warp per (query row, head)
+// One CTA per (query row, head) at a time: its threads read the split LSEs together, then each
+// warp sums a quarter of the splits' partial rows (kCombineUnroll loads in flight per lane), and
+// the warps' sums meet in shared memory. A row's loads are independent: issued one at a time they
+// cost a memory latency each (64 splits took ~25 us at decode), so they are issued in batches.
+constexpr int kCombineWarps = 4;
 constexpr int kCombineThreads = kCombineWarps * 32;
-constexpr int kCombineMaxSplits = 256;   // flash::kMaxSplits: the weights of one row fit shared memory
-// Partial rows loaded back to back per lane: the loads of one row's splits are independent, and
-// issued one at a time they cost a memory latency each (64 splits took ~25 us at decode).
+constexpr int kCombineMaxSplits = 256;   // flash::kMaxSplits
+constexpr int kCombineMaxHeadDim = 256;
 constexpr int kCombineUnroll = 16;
 
 CUTE_DEVICE float warp_allreduce_max(float x) {
@@ -54,74 +57,88 @@ CUTE_DEVICE float warp_allreduce_sum(float x) {
   return x;
 }
 
-// Grid-stride over (entry, query row, head), one warp each; lanes take 4 columns at a time.
 template <class Element>
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CUTE_GRID_CONSTANT CombineParams<Element> const p) {
   // Launched as a programmatic dependent of the split kernel: wait until its writes are visible.
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  __shared__ float weights_of_warp[kCombineWarps][kCombineMaxSplits];
-  float* weights = weights_of_warp[threadIdx.x / 32];
+  __shared__ float weights[kCombineMaxSplits];
+  __shared__ float reduce[kCombineWarps];
+  __shared__ __align__(16) float sums[kCombineWarps][kCombineMaxHeadDim];
+  int const warp = threadIdx.x / 32;
   int const lane = threadIdx.x % 32;
   int64_t const per_entry = int64_t(p.seqlen_q) * p.num_heads;
-  int64_t const count = per_entry * p.batch;
   int64_t const split_stride = int64_t(p.num_heads) * p.partial_rows;
   cutlass::NumericArrayConverter<Element, float, 4> convert;
-  for (int64_t item = int64_t(blockIdx.x) * kCombineWarps + threadIdx.x / 32; item < count;
-       item += int64_t(gridDim.x) * kCombineWarps) {
+  for (int64_t item = blockIdx.x; item < per_entry * p.batch; item += gridDim.x) {
     int const batch = int(item / per_entry);
     int const query = int(item % per_entry) / p.num_heads;
     int const head = int(item % per_entry) % p.num_heads;
     SeqLenInfo const seq = p.seqlens.template get<true>(batch);
-    if (query >= seq.len_q) continue;
+    if (query >= seq.len_q) continue;   // the same for the whole CTA
     int const tensor_batch = p.seqlens.template tensor_batch<true>(batch);
     int64_t const row = int64_t(head) * p.partial_rows + int64_t(tensor_batch) * p.seqlen_q + seq.offset_q + query;
     float const* lse_row = p.lse_partial + row;   // split s at lse_row[s * split_stride]
 
+    // LSE of the row: max, then sum of exp, over the CTA.
     float lse_max = -INFINITY;
-    for (int s = lane; s < p.num_splits; s += 32) lse_max = fmaxf(lse_max, lse_row[s * split_stride]);
+    for (int s = threadIdx.x; s < p.num_splits; s += kCombineThreads) lse_max = fmaxf(lse_max, lse_row[s * split_stride]);
     lse_max = warp_allreduce_max(lse_max);
+    if (lane == 0) reduce[warp] = lse_max;
+    __syncthreads();
+    lse_max = fmaxf(fmaxf(reduce[0], reduce[1]), fmaxf(reduce[2], reduce[3]));
+    __syncthreads();
     float sum = 0.0f;
-    if (lse_max != -INFINITY) {
-      for (int s = lane; s < p.num_splits; s += 32) sum += expf(lse_row[s * split_stride] - lse_max);
+    for (int s = threadIdx.x; s < p.num_splits && lse_max != -INFINITY; s += kCombineThreads) {
+      sum += expf(lse_row[s * split_stride] - lse_max);
     }
     sum = warp_allreduce_sum(sum);
+    if (lane == 0) reduce[warp] = sum;
+    __syncthreads();
+    sum = reduce[0] + reduce[1] + reduce[2] + reduce[3];
     float const lse_total = lse_max == -INFINITY ? -INFINITY : lse_max + logf(sum);
-    // Each split's weight, 0 for a split whose keys the row does not see (or no key at all).
-    for (int s = lane; s < p.num_splits; s += 32) {
+    for (int s = threadIdx.x; s < p.num_splits; s += kCombineThreads) {
       weights[s] = lse_total == -INFINITY ? 0.0f : expf(lse_row[s * split_stride] - lse_total);
     }
-    __syncwarp();
+    __syncthreads();
 
-    Element* out_row = p.out + tensor_batch * p.out_batch_stride + int64_t(seq.offset_q + query) * p.out_row_stride +
-                       int64_t(head) * p.out_head_stride;
-    float const* o_col = p.o_partial + row * p.head_dim;   // split s at o_col[s * split_stride * head_dim + col]
+    // Warp w sums splits w, w + 4, ...; lanes take 4 columns at a time.
+    float const* o_row = p.o_partial + row * p.head_dim;   // split s at o_row[s * split_stride * head_dim]
     for (int col = lane * 4; col < p.head_dim; col += 128) {   // head_dim is a multiple of 8
-      cutlass::Array<float, 4> acc;
-      acc.fill(0.0f);
-      for (int s0 = 0; s0 < p.num_splits; s0 += kCombineUnroll) {
+      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int s0 = warp; s0 < p.num_splits; s0 += kCombineWarps * kCombineUnroll) {
         float4 o[kCombineUnroll];
         CUTE_UNROLL
         for (int j = 0; j < kCombineUnroll; ++j) {
-          int const s = s0 + j;
+          int const s = s0 + j * kCombineWarps;
           o[j] = s < p.num_splits && weights[s] != 0.0f
-                     ? *reinterpret_cast<float4 const*>(o_col + int64_t(s) * split_stride * p.head_dim + col)
+                     ? *reinterpret_cast<float4 const*>(o_row + int64_t(s) * split_stride * p.head_dim + col)
                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
         CUTE_UNROLL
         for (int j = 0; j < kCombineUnroll; ++j) {
-          float const weight = s0 + j < p.num_splits ? weights[s0 + j] : 0.0f;
-          acc[0] += weight * o[j].x;
-          acc[1] += weight * o[j].y;
-          acc[2] += weight * o[j].z;
-          acc[3] += weight * o[j].w;
+          int const s = s0 + j * kCombineWarps;
+          float const weight = s < p.num_splits ? weights[s] : 0.0f;
+          acc.x += weight * o[j].x;
+          acc.y += weight * o[j].y;
+          acc.z += weight * o[j].z;
+          acc.w += weight * o[j].w;
         }
       }
-      *reinterpret_cast<cutlass::Array<Element, 4>*>(out_row + col) = convert(acc);
+      *reinterpret_cast<float4*>(&sums[warp][col]) = acc;
     }
-    __syncwarp();   // the next row's weights overwrite these
-    if (p.lse != nullptr && lane == 0) {
+    __syncthreads();
+    Element* out_row = p.out + tensor_batch * p.out_batch_stride + int64_t(seq.offset_q + query) * p.out_row_stride +
+                       int64_t(head) * p.out_head_stride;
+    for (int col = threadIdx.x * 4; col < p.head_dim; col += kCombineThreads * 4) {
+      cutlass::Array<float, 4> total;
+      CUTE_UNROLL
+      for (int e = 0; e < 4; ++e) total[e] = sums[0][col + e] + sums[1][col + e] + sums[2][col + e] + sums[3][col + e];
+      *reinterpret_cast<cutlass::Array<Element, 4>*>(out_row + col) = convert(total);
+    }
+    if (p.lse != nullptr && threadIdx.x == 0) {
       p.lse[tensor_batch * p.lse_batch_stride + int64_t(head) * p.lse_head_stride + seq.offset_q + query] = lse_total;
     }
+    __syncthreads();   // the next item reuses weights, reduce and sums
   }
 }
 

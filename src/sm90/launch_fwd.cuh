@@ -46,10 +46,17 @@ Status launch_combine(FwdArgs const& args, cudaStream_t stream) {
                                 args.head_dim,
                                 args.batch,
                                 seqlens};
-  // Enough warps to cover every row once where that is few blocks, capped: the kernel strides.
+  // One CTA per (row, head) where that is few blocks, capped: the kernel strides.
   int64_t const items = int64_t(args.batch) * args.seqlen_q * args.num_heads;
   constexpr int64_t kMaxBlocks = 65536;
-  int const blocks = int(std::min<int64_t>((items + kCombineWarps - 1) / kCombineWarps, kMaxBlocks));
+  int const blocks = int(std::min<int64_t>(items, kMaxBlocks));
+  // The split kernel runs with (almost) all of shared memory; the same carveout for this kernel
+  // spares the SMs a reconfiguration between the two.
+  cudaError_t carveout = cudaFuncSetAttribute(&combine_kernel<Element>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                              int(cudaSharedmemCarveoutMaxShared));
+  if (carveout != cudaSuccess) {
+    return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(combine carveout) failed: ") + cudaGetErrorString(carveout));
+  }
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;

@@ -50,6 +50,7 @@ struct MainloopFwdSm90 {
   static constexpr int kBlockN = Traits::kBlockN;
   static constexpr int kHeadDim = Traits::kHeadDim;
   static constexpr int kPageChunk = Traits::kPageChunk;
+  static constexpr int kPageHalf = Traits::kPageHalf;
   // 16-byte units: what cp.async and the zeroing stores move; the swizzles keep each one contiguous.
   static constexpr int kUnit = 16 / int(sizeof(Element));
   static constexpr int kUnitsPerRow = kHeadDim / kUnit;
@@ -61,8 +62,13 @@ struct MainloopFwdSm90 {
   using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}));
   using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}));
   using TmaKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}));
-  using ChunkShape = Shape<Int<kPageChunk>, Int<kHeadDim>>;
-  using TmaKVChunk = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{}));
+  template <int kRows>
+  using RowsShape = Shape<Int<kRows>, Int<kHeadDim>>;
+  template <int kRows>
+  using TmaKVRows = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::template SmemLayoutKVRows<kRows>{},
+                                           RowsShape<kRows>{}, _1{}));
+  using TmaKVChunk = TmaKVRows<kPageChunk>;
+  using TmaKVHalf = TmaKVRows<kPageHalf>;
 
   struct Params {
     ShapeQKV shape_q;
@@ -70,7 +76,9 @@ struct MainloopFwdSm90 {
     TmaQ tma_q;
     TmaKV tma_k;
     TmaKV tma_v;
-    TmaKVChunk tma_k_chunk;   // paged caches whose pages are not whole key blocks
+    TmaKVHalf tma_k_half;     // paged caches whose pages are whole half blocks
+    TmaKVHalf tma_v_half;
+    TmaKVChunk tma_k_chunk;   // paged caches whose pages are neither
     TmaKVChunk tma_v_chunk;
     int window_left;       // FwdMask's window, -1: unbounded
     int window_right;
@@ -144,6 +152,8 @@ struct MainloopFwdSm90 {
              make_tma_copy(SM90_TMA_LOAD{}, q, SmemLayoutQ{}, select<0, 2>(TileShapeQK{}), _1{}),
              make_tma_copy(SM90_TMA_LOAD{}, k, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
              make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
+             TmaKVHalf{},
+             TmaKVHalf{},
              TmaKVChunk{},
              TmaKVChunk{},
              args.window_left,
@@ -163,9 +173,16 @@ struct MainloopFwdSm90 {
              args.page_size,
              args.num_pages,
              paged || args.seqused_k != nullptr};
-    if (paged && args.page_size % kBlockN != 0) {
-      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{});
-      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::SmemLayoutKVChunk{}, ChunkShape{}, _1{});
+    if (paged && args.page_size % kBlockN != 0 && args.page_size % kPageHalf == 0) {
+      p.tma_k_half = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
+                                   RowsShape<kPageHalf>{}, _1{});
+      p.tma_v_half = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
+                                   RowsShape<kPageHalf>{}, _1{});
+    } else if (paged && args.page_size % kBlockN != 0) {
+      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
+      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
     }
     return p;
   }
@@ -187,23 +204,45 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
-  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's chunk c
-  // (kPageChunk keys; lane 0 alone when pages are whole key blocks). One memory latency per block,
-  // shared by K and V, instead of one per chunk and tensor.
-  static constexpr int kChunksPerBlock = kBlockN / kPageChunk;
-  static_assert(kChunksPerBlock <= 32, "one lane per chunk");
+  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk.
+  CUTE_DEVICE static int paged_box_rows(Params const& p) {
+    return p.page_size % kBlockN == 0 ? kBlockN : p.page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
+  }
+
+  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box c.
+  // One memory latency per block, shared by K and V, instead of one per box and tensor.
+  static_assert(kBlockN / kPageChunk <= 32, "one lane per box");
   CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
-    bool const looks_up = lane < (p.page_size % kBlockN == 0 ? 1 : kChunksPerBlock);
-    return looks_up ? page_of(p, batch, n_block * kBlockN + lane * kPageChunk) : 0;
+    int const rows = paged_box_rows(p);
+    return lane < kBlockN / rows ? page_of(p, batch, n_block * kBlockN + lane * rows) : 0;
+  }
+
+  // The kRows-row boxes of one key block, box c from page `pages` of lane c; lane 0 issues.
+  template <int kRows, class Tma, class TensorSmem>
+  CUTE_DEVICE static void load_boxes(Params const& p, Tma const& tma, TensorSmem& sX, uint64_t& barrier, int head_k,
+                                     int n_block, int stage, int pages, int lane) {
+#pragma unroll 1
+    for (int c = 0; c < kBlockN / kRows; ++c) {   // page_size is a multiple of kRows
+      int const page = __shfl_sync(0xffffffff, pages, c);
+      if (lane == 0) {
+        int const key = n_block * kBlockN + c * kRows;
+        Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, page);                        // (page_size, d)
+        Tensor gX = local_tile(mX, RowsShape<kRows>{}, make_coord(_, _0{}));                  // (rows, d, boxes)
+        Tensor sC = local_tile(sX(_, _, stage), RowsShape<kRows>{}, make_coord(c, _0{}));     // (rows, d)
+        auto [tCgX, tCsX] = tma_partition(tma, _0{}, Layout<_1>{}, group_modes<0, 2>(sC), group_modes<0, 2>(gX));
+        copy(tma.with(barrier, 0), tCgX(_, (key % p.page_size) / kRows), tCsX);
+      }
+    }
   }
 
   // One key block of K or V into stage `stage` of sX (N, d, stage): through tXgX/tXsX (contiguous
   // caches, partitioned once per tile), or through the pages of block_pages (`pages`: lane c's).
   // Every lane of the calling warp enters (the pages pass through shuffles); lane 0 issues.
   template <class TensorG, class TensorS, class TensorSmem>
-  CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVChunk const& tma_chunk,
-                                        TensorG const& tXgX, TensorS& tXsX, TensorSmem& sX, uint64_t& barrier,
-                                        int head_k, int n_block, int stage, int pages, int lane) {
+  CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVHalf const& tma_half,
+                                        TmaKVChunk const& tma_chunk, TensorG const& tXgX, TensorS& tXsX,
+                                        TensorSmem& sX, uint64_t& barrier, int head_k, int n_block, int stage,
+                                        int pages, int lane) {
     if (!Traits::kGeneral || p.page_table == nullptr) {
       if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
@@ -218,17 +257,10 @@ struct MainloopFwdSm90 {
       }
       return;
     }
-#pragma unroll 1
-    for (int c = 0; c < kChunksPerBlock; ++c) {   // page_size is a multiple of kPageChunk
-      int const page = __shfl_sync(0xffffffff, pages, c);
-      if (lane == 0) {
-        int const key = key0 + c * kPageChunk;
-        Tensor mX = tma_chunk.get_tma_tensor(p.shape_k)(_, _, head_k, page);                               // (page_size, d)
-        Tensor gX = local_tile(mX, ChunkShape{}, make_coord(_, _0{}));                                    // (16, d, chunks)
-        Tensor sC = local_tile(sX(_, _, stage), ChunkShape{}, make_coord(c, _0{}));                       // (16, d)
-        auto [tCgX, tCsX] = tma_partition(tma_chunk, _0{}, Layout<_1>{}, group_modes<0, 2>(sC), group_modes<0, 2>(gX));
-        copy(tma_chunk.with(barrier, 0), tCgX(_, (key % p.page_size) / kPageChunk), tCsX);
-      }
+    if (p.page_size % kPageHalf == 0) {
+      load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);
+    } else {
+      load_boxes<kPageChunk>(p, tma_chunk, sX, barrier, head_k, n_block, stage, pages, lane);
     }
   }
 
@@ -267,11 +299,11 @@ struct MainloopFwdSm90 {
       int const pages = next_pages;
       if (paged && n_block > n_begin) next_pages = block_pages(p, tile.batch, n_block - 1, lane);
       pipeline_k.producer_acquire(state);
-      load_kv_block(p, p.tma_k, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state), head_k,
-                    n_block, state.index(), pages, lane);
+      load_kv_block(p, p.tma_k, p.tma_k_half, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane);
       pipeline_v.producer_acquire(state);
-      load_kv_block(p, p.tma_v, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state), head_k,
-                    n_block, state.index(), pages, lane);
+      load_kv_block(p, p.tma_v, p.tma_v_half, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane);
       ++state;
       if (!q_issued) {
         load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);

@@ -137,13 +137,17 @@ struct FwdTraits {
   using SmemLayoutKV = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
       Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));                          // (N, d, stage)
-  // Paged KV caches whose pages are not whole key blocks load a block in chunks of kPageChunk rows
-  // (one TMA box each, never crossing a page): the first kPageChunk rows of a stage, whose layout
-  // every chunk shares (chunks start at multiples of the swizzle period).
+  // Paged KV caches whose pages are not whole key blocks load a block in chunks (one TMA box each,
+  // never crossing a page): halves of a block where pages hold whole halves, else 16-row chunks.
+  // A chunk's layout is that of a stage's first rows, which every chunk shares (chunks start at
+  // multiples of the swizzle period). Fewer, larger boxes: each box costs the copy engine about the
+  // same time whatever its size (measured, H200: ~300 cycles per 2 KB box).
   static constexpr int kPageChunk = 16;
-  static_assert(kBlockN % kPageChunk == 0, "key blocks are whole page chunks");
-  using SmemLayoutKVChunk = decltype(composition(take<0, 2>(SmemLayoutKV{}),
-                                                 make_tile(Layout<Int<kPageChunk>>{}, Layout<Int<kHeadDim>>{})));
+  static constexpr int kPageHalf = kBlockN / 2;
+  static_assert(kBlockN % kPageChunk == 0 && kPageHalf % kPageChunk == 0, "key blocks are whole page chunks");
+  template <int kRows>
+  using SmemLayoutKVRows = decltype(composition(take<0, 2>(SmemLayoutKV{}),
+                                                make_tile(Layout<Int<kRows>>{}, Layout<Int<kHeadDim>>{})));
   // V seen as the B operand of P V: (d, N, stage) over the same bytes.
   using SmemLayoutVt = decltype(composition(
       SmemLayoutKV{},
