@@ -94,11 +94,13 @@ struct FwdKernelSm90 {
     // Both roles walk the same tiles; `iteration` counts those with rows and gives the barrier phases.
     if (warp_group == int(WarpGroupRole::kProducer)) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegisters>();
-      // The dense kernel's loads come from one elected thread; the general kernel's whole first
-      // warp walks the tiles, so that its lanes can look up a key block's pages together, and
-      // lane 0 (the pipelines' leader) issues the copies.
-      if (warp == 0 && (Traits::kGeneral || lane_predicate)) {
-        int const lane = Traits::kGeneral ? int(threadIdx.x % 32) : 0;
+      // The loads come from one elected thread; with a paged cache the whole first warp walks the
+      // tiles, so that its lanes can look up a key block's pages together, and lane 0 (the
+      // pipelines' leader) issues the copies. (Warp-wide for every general launch measured 4-10%
+      // slower on packed prefill and the vision windows.)
+      bool const warp_wide = Traits::kGeneral && params.mainloop.page_table != nullptr;
+      if (warp == 0 && (warp_wide || lane_predicate)) {
+        int const lane = warp_wide ? int(threadIdx.x % 32) : 0;
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {

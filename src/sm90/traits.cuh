@@ -71,9 +71,10 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant) {
   // separate O buffer: O is staged in Q's. 32/232 registers fit
   // without spills here (128 x 80 needed 240 and still spilled) and measured equal or faster than
   // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant spills 24
-  // bytes of the consumers at 232; it takes 24/240, which spills 20 bytes of the producer's
-  // coordinates instead (off the tensor-core path). 32/240 compiled clean but hung on the H100:
-  // it asks for 65536 registers, more than the CTA's pool (see kLaunchRegisters).
+  // bytes of the consumers at 232; it takes 24/240, which spills 12 bytes of the producer's
+  // coordinates instead (off the tensor-core path; 20 before the producer became warp-wide).
+  // 32/240 compiled clean but hung on the H100: it asks for 65536 registers, more than the CTA's
+  // pool (see kLaunchRegisters).
   return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
 }
 
