@@ -1,14 +1,17 @@
-// Shared by the GPU test files (test_gpu_forward.cpp, test_gpu_serving.cpp): the acceptance bounds
-// against the double reference, the 16-bit poison value, and the skip-without-SM90 check.
+// Shared by the GPU test files (test_gpu_forward.cpp, test_gpu_serving.cpp, test_gpu_decode.cpp):
+// the acceptance bounds against the double reference, the 16-bit poison value, device copies of
+// host vectors, and the skip-without-SM90 check.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include "flash_api.h"
+#include "host/host_tensor.h"
 
 namespace flash::test {
 
@@ -20,6 +23,15 @@ constexpr double kMaxLseAbsError = 1e-3;
 constexpr uint16_t kPoison16 = 0xFFFF;   // NaN in fp16 and bf16
 
 inline double max_rel_l2(DataType dtype) { return dtype == DataType::FP16 ? kMaxRelL2Fp16 : kMaxRelL2Bf16; }
+
+// A device copy of `host` whose guard bytes are set (poison writes them).
+template <class T>
+host::GuardedDeviceBuffer device_copy(const std::vector<T>& values) {
+  host::GuardedDeviceBuffer buffer(values.size() * sizeof(T));
+  buffer.poison(0);
+  buffer.copy_from_host(values.data(), values.size() * sizeof(T));
+  return buffer;
+}
 
 // Empty when the current device is an SM90 GPU; otherwise why the GPU tests cannot run.
 inline std::string sm90_skip_reason() {

@@ -32,6 +32,7 @@ namespace {
 
 using flash::DataType;
 using flash::host::GuardedDeviceBuffer;
+using flash::test::device_copy;
 using flash::test::kMaxLseAbsError;
 using flash::test::max_rel_l2;
 
@@ -89,14 +90,6 @@ std::string case_name(const Case& c) {
 void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
 
 std::string param_name(const ::testing::TestParamInfo<Case>& info) { return case_name(info.param); }
-
-template <class T>
-GuardedDeviceBuffer device_copy(const std::vector<T>& host) {
-  GuardedDeviceBuffer buffer(host.size() * sizeof(T));
-  buffer.poison(0);
-  buffer.copy_from_host(host.data(), host.size() * sizeof(T));
-  return buffer;
-}
 
 struct RunResult {
   int status = -1;

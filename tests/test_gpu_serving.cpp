@@ -33,6 +33,7 @@ namespace {
 
 using flash::DataType;
 using flash::host::GuardedDeviceBuffer;
+using flash::test::device_copy;
 using flash::test::kMaxLseAbsError;
 using flash::test::kPoison16;
 using flash::test::max_rel_l2;
@@ -286,15 +287,6 @@ struct RunResult {
   double uncapped_lse_max = 0.0;      // softcap: largest finite LSE of the uncapped reference
   double seqused_member_diff = 0.0;   // seqused_k: reference with seqused_k against truncated K/V
 };
-
-// A device copy of `host` whose guard bytes are set (poison writes them).
-template <class T>
-GuardedDeviceBuffer device_copy(const std::vector<T>& host) {
-  GuardedDeviceBuffer buffer(host.size() * sizeof(T));
-  buffer.poison(0);
-  buffer.copy_from_host(host.data(), host.size() * sizeof(T));
-  return buffer;
-}
 
 RunResult run_case(const Case& c, uint64_t seed) {
   const Geometry g = make_geometry(c);
