@@ -2,10 +2,12 @@
 // Host arithmetic on resolved arguments: no GPU needed.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include <gtest/gtest.h>
 
 #include "api/launch_plan.h"
+#include "flash_api.h"
 
 namespace flash::detail {
 namespace {
@@ -115,6 +117,18 @@ TEST(LaunchPlan, PackingNeedsGqaAndShortQueries) {
   EXPECT_FALSE(plan_of(long_q, true).pack_gqa);
   long_q.seqlen_q = 16;   // 128 rows: one tile
   EXPECT_TRUE(plan_of(long_q, true).pack_gqa);
+}
+
+TEST(LaunchPlan, SplitsOfTooManyRowsAreRejected) {
+  FwdArgs args = decode_args(70000, 4096);
+  args.seqlen_q = 40000;   // 2.8e9 query rows
+  args.requested_splits = 2;
+  LaunchPlan plan;
+  EXPECT_EQ(plan_launch(args, kTilesD128, /*workspace_given=*/true, &plan), kErrorSizeOverflow);
+  EXPECT_NE(std::string(last_error_message()).find("use num_splits = 1"), std::string::npos) << last_error_message();
+  args.requested_splits = 1;   // no split: nothing to address
+  EXPECT_EQ(plan_launch(args, kTilesD128, true, &plan), kSuccess);
+  EXPECT_EQ(plan.num_splits, 1);
 }
 
 TEST(LaunchPlan, PartialRowsFollowTheLayout) {

@@ -70,6 +70,12 @@ Status plan_launch(const FwdArgs& args, KernelTiles tiles, bool workspace_given,
   }
   r.num_splits = std::max(r.num_splits, 1);
   if (r.num_splits > 1) {
+    // The kernels index the partial rows with int.
+    if (partial_rows(args) > INT32_MAX) {
+      return fail(kErrorSizeOverflow, "splitting the keys of " + std::to_string(partial_rows(args)) +
+                                          " query rows (batch_size * seqlen_q, or total_q) is not supported: the "
+                                          "partial results address at most 2^31 - 1 rows; use num_splits = 1");
+    }
     // Both parts are below 2^8 * 2^31 * 2^30 * 2^8 bytes: count them in long double first.
     const long double lse_values = static_cast<long double>(r.num_splits) * args.num_heads * partial_rows(args);
     const long double total = lse_values * 4.0L * (1 + args.head_dim) + 2 * kWorkspaceAlign;

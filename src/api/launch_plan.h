@@ -31,7 +31,8 @@ int64_t partial_rows(const FwdArgs& args);
 int split_heuristic(int64_t tiles, int n_blocks, int num_sms, int max_splits);
 
 // The plan of `args` (checked, device filled in) on a general kernel with tiles `tiles`, in *plan.
-// Fails (kErrorSizeOverflow, with the message recorded) only when the workspace size overflows.
+// Fails (kErrorSizeOverflow, with the message recorded) only for a split call whose workspace size
+// overflows or whose query rows exceed 2^31 - 1.
 //   GQA packing: num_heads > num_heads_k and seqlen_q * ratio <= block_m (an entry's queries of one
 //   KV head fit one tile), when the packed tiles still fill the GPU or the keys may split.
 //   Splits: args.requested_splits when > 0 (clamped to the key blocks); automatic (0) only with a
