@@ -15,6 +15,7 @@
 #   sanitize  compute-sanitizer on every kernel instance                            -> sanitizer.log
 #   bench     flash_bench --grid all                                        -> bench.json, bench.log
 #   peers     bench/compare_peers.py (cuDNN, FA2 via PyTorch)    -> peers.json, peers.png, bench.log
+#   profile   ncu sections of the CLI calls in PROFILE_CASES (not in the default run) -> profile.txt
 #
 # Everything it keeps goes to $OUT (default ./out), at most 8 files, the transfer limit:
 #   build.log ctest.log sanitizer.log bench.json bench.log peers.json peers.png summary.txt
@@ -28,6 +29,8 @@
 #   SANITIZE_TOOLS    compute-sanitizer tools to run (default "memcheck racecheck synccheck")
 #   SANITIZE_KERNELS  instances to sanitize, "dtype head_dim variant" separated by ';' (default: all,
 #                     from tools/generate_kernels.py --list; the full set takes longer than one call)
+#   PROFILE_CASES     CLI flags per profiled call, separated by ';' (default: decode batch 1 x 16k and
+#                     the vision windows)
 #   FLASH_BENCH_ARGS  extra flash_bench arguments, e.g. "--grid qwen --iters 20"
 #   FLASH_CTEST_ARGS  extra ctest arguments of the test stage, e.g. "-L gpu" (the GPU tests only)
 #   FLASH_PREBUILT    the unpack stage's tar of build-dev/; FLASH_PREBUILT_ROOT where it was built
@@ -258,13 +261,17 @@ stage_sanitize() {
   # whole key blocks, and of 256), partly used. At head dims with a decode kernel these 12-row
   # tiles run there; elsewhere on the general kernel.
   local decode="--heads 8 --heads-k 2 --batch 3 --seqlen-q 3 --seqlen-k 700 --seqused-k 700,1,333 --num-splits 3"
+  # Short packed entries (the vision windows' shape: every entry fits a 64-row tile, so the
+  # decode plan's persistent grid runs them, two CTAs per SM at d80), an empty one included.
+  local windows="--heads 4 --heads-k 4 --varlen-q-lens 64,17,0,64,33,1,64,48 --varlen-k-lens 64,17,5,64,33,1,64,48"
   local general_runs=("$packed --causal --softcap 30 --seqused-k 5,650,17,0,200"
                       "$packed --no-causal --window-left 64 --window-right 17"
+                      "$windows --no-causal"
                       "$decode --causal --page-size 48"
                       "$decode --no-causal --page-size 256")
   # memcheck covers every instance and run; racecheck and synccheck (slow) the first run of the bf16
-  # head dims 64/128/256. Each run takes ~25 s on the H100 (24 kernels to instrument).
-  local deep_dims=" 64 128 256 "
+  # head dims 64/80/128/256. Each run takes ~25 s on the H100 (24 kernels to instrument).
+  local deep_dims=" 64 80 128 256 "
   local common=(--lse --iters 1 --warmup 0 --no-check)
   local runs=0 bad=0 dtype head_dim variant tool flags
   # sanitize_one TOOL DTYPE HEAD_DIM FLAGS: one CLI run under compute-sanitizer, logged.
@@ -280,8 +287,10 @@ stage_sanitize() {
   while read -r dtype head_dim variant; do
     local runs_of_instance=("$dense_shape --no-causal" "$dense_shape --causal")
     [ "$variant" = general ] && runs_of_instance=("${general_runs[@]}")
-    # The decode instances serve tiles of at most 64 query rows: the decode runs (12 rows) only.
-    [ "$variant" = decode ] && runs_of_instance=("$decode --causal --page-size 48" "$decode --no-causal --page-size 256")
+    # The decode instances serve tiles of at most 64 query rows: the short windows and the decode
+    # runs (12 rows).
+    [ "$variant" = decode ] && runs_of_instance=("$windows --no-causal" "$decode --causal --page-size 48"
+                                                 "$decode --no-causal --page-size 256")
     local first=1
     for flags in "${runs_of_instance[@]}"; do
       for tool in $tools_to_run; do
@@ -336,12 +345,38 @@ if [ -z "${FLASH_GIT_COMMIT:-}" ] && commit=$(git rev-parse HEAD 2>/dev/null); t
   export FLASH_GIT_COMMIT="$commit"
 fi
 
+# Nsight Compute on a few CLI calls (not part of the default run): where a kernel's time goes.
+stage_profile() {
+  local log="$OUT/profile.txt"
+  local exe="$build_dir/apps/flash_attention_exec"
+  local ncu
+  ncu=$(command -v ncu || ls "${CUDA_HOME:-/usr/local/cuda}/bin/ncu" 2>/dev/null)
+  if [ -z "$ncu" ]; then
+    report profile FAIL "ncu not found on PATH or in ${CUDA_HOME:-/usr/local/cuda}/bin"
+    return
+  fi
+  : > "$log"
+  local cases="${PROFILE_CASES:---preset qwen2.5-vl-3b-llm-decode --batch 1 --seqlen-k 16384;--preset qwen2.5-vl-3b-vit-window}"
+  cases="${cases//;/$'\n'}"
+  local sections=(--section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats
+                  --section SchedulerStats --section MemoryWorkloadAnalysis)
+  local runs=0 bad=0 flags
+  while read -r flags; do
+    runs=$((runs + 1))
+    echo "=== ncu (clocks not locked): $flags" >> "$log"
+    # shellcheck disable=SC2086  # flags is a list of flags
+    "$ncu" --clock-control none "${sections[@]}" "$exe" $flags --iters 1 --warmup 0 --no-check >> "$log" 2>&1 ||
+      bad=$((bad + 1))
+  done <<< "$cases"
+  if [ "$bad" -eq 0 ]; then report profile PASS "$runs calls"; else report profile FAIL "$bad of $runs calls failed; see profile.txt"; fi
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build test python sanitize bench peers)
 for stage in "${stages[@]}"; do
   case "$stage" in
-    unpack|build|test|python|sanitize|bench|peers) "stage_$stage" ;;
-    *) report "$stage" FAIL "unknown stage (expected unpack, build, test, python, sanitize, bench or peers)" ;;
+    unpack|build|test|python|sanitize|bench|peers|profile) "stage_$stage" ;;
+    *) report "$stage" FAIL "unknown stage (expected unpack, build, test, python, sanitize, bench, peers or profile)" ;;
   esac
 done
 

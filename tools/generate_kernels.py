@@ -16,9 +16,10 @@ import sys
 #   general  also packed variable-length batches, seqused_k, left windows, softcap, paged KV
 #            caches, GQA packing and split keys
 #   decode   the general features on 64-row query tiles, for calls whose tiles hold at most 64
-#            query rows (decode steps); the head dims of the language models served first
+#            query rows: decode steps (the language models' head dims 64, 128) and the vision
+#            encoder's packed windows of <= 64 tokens (head dim 80)
 # Every (dtype, head_dim) has dense and general; decode exists where listed.
-DECODE_HEAD_DIMS = (64, 128)
+DECODE_HEAD_DIMS = (64, 80, 128)
 KERNELS = [
     (dtype, head_dim, variant)
     for dtype in ("fp16", "bf16")

@@ -54,7 +54,6 @@ int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t str
   }
   args.pack_gqa = plan.pack_gqa;
   args.num_splits = plan.num_splits;
-  args.partial_rows = static_cast<int>(detail::partial_rows(args));
   const detail::KernelEntry* entry = choose_kernel(args);
   const Status launched = entry->launch(args, stream);
   // Launchers record their own detailed message; one that did not still leaves a usable one.

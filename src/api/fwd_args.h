@@ -67,9 +67,9 @@ struct FwdArgs {
   // ranges of its key blocks; each writes O (normalised by its own sum) and LSE to the workspace
   // views below, and the combine kernel merges them into out and softmax_lse.
   int num_splits = 1;
-  float* lse_partial = nullptr;   // [num_splits, num_heads, partial_rows]
-  float* o_partial = nullptr;     // [num_splits, num_heads, partial_rows, head_dim]
-  int partial_rows = 0;           // query rows of the whole batch: batch * seqlen_q, or total_q packed
+  // [num_splits, num_heads, partial_rows(args)] and [..., head_dim] (launch_plan.h)
+  float* lse_partial = nullptr;
+  float* o_partial = nullptr;
 };
 
 // Whether the arguments need a kernel's general variant (packed batches, seqused_k, a left window,

@@ -5,6 +5,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_fp16_hdim64_decode_sm90.cu
   src/instances/fwd_fp16_hdim80_dense_sm90.cu
   src/instances/fwd_fp16_hdim80_general_sm90.cu
+  src/instances/fwd_fp16_hdim80_decode_sm90.cu
   src/instances/fwd_fp16_hdim96_dense_sm90.cu
   src/instances/fwd_fp16_hdim96_general_sm90.cu
   src/instances/fwd_fp16_hdim128_dense_sm90.cu
@@ -19,6 +20,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_bf16_hdim64_decode_sm90.cu
   src/instances/fwd_bf16_hdim80_dense_sm90.cu
   src/instances/fwd_bf16_hdim80_general_sm90.cu
+  src/instances/fwd_bf16_hdim80_decode_sm90.cu
   src/instances/fwd_bf16_hdim96_dense_sm90.cu
   src/instances/fwd_bf16_hdim96_general_sm90.cu
   src/instances/fwd_bf16_hdim128_dense_sm90.cu

@@ -13,6 +13,8 @@ Status run_fwd_fp16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim80_dense_sm90();
 Status run_fwd_fp16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim80_general_sm90();
+Status run_fwd_fp16_hdim80_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim80_decode_sm90();
 Status run_fwd_fp16_hdim96_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim96_dense_sm90();
 Status run_fwd_fp16_hdim96_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -41,6 +43,8 @@ Status run_fwd_bf16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim80_dense_sm90();
 Status run_fwd_bf16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim80_general_sm90();
+Status run_fwd_bf16_hdim80_decode_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim80_decode_sm90();
 Status run_fwd_bf16_hdim96_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim96_dense_sm90();
 Status run_fwd_bf16_hdim96_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -66,6 +70,7 @@ const KernelEntry kKernelTable[] = {
     {DataType::FP16, 64, KernelVariant::kDecode, &run_fwd_fp16_hdim64_decode_sm90, &tiles_fwd_fp16_hdim64_decode_sm90, "fp16_hdim64_decode_sm90"},
     {DataType::FP16, 80, KernelVariant::kDense, &run_fwd_fp16_hdim80_dense_sm90, &tiles_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
     {DataType::FP16, 80, KernelVariant::kGeneral, &run_fwd_fp16_hdim80_general_sm90, &tiles_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
+    {DataType::FP16, 80, KernelVariant::kDecode, &run_fwd_fp16_hdim80_decode_sm90, &tiles_fwd_fp16_hdim80_decode_sm90, "fp16_hdim80_decode_sm90"},
     {DataType::FP16, 96, KernelVariant::kDense, &run_fwd_fp16_hdim96_dense_sm90, &tiles_fwd_fp16_hdim96_dense_sm90, "fp16_hdim96_dense_sm90"},
     {DataType::FP16, 96, KernelVariant::kGeneral, &run_fwd_fp16_hdim96_general_sm90, &tiles_fwd_fp16_hdim96_general_sm90, "fp16_hdim96_general_sm90"},
     {DataType::FP16, 128, KernelVariant::kDense, &run_fwd_fp16_hdim128_dense_sm90, &tiles_fwd_fp16_hdim128_dense_sm90, "fp16_hdim128_dense_sm90"},
@@ -80,6 +85,7 @@ const KernelEntry kKernelTable[] = {
     {DataType::BF16, 64, KernelVariant::kDecode, &run_fwd_bf16_hdim64_decode_sm90, &tiles_fwd_bf16_hdim64_decode_sm90, "bf16_hdim64_decode_sm90"},
     {DataType::BF16, 80, KernelVariant::kDense, &run_fwd_bf16_hdim80_dense_sm90, &tiles_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
     {DataType::BF16, 80, KernelVariant::kGeneral, &run_fwd_bf16_hdim80_general_sm90, &tiles_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
+    {DataType::BF16, 80, KernelVariant::kDecode, &run_fwd_bf16_hdim80_decode_sm90, &tiles_fwd_bf16_hdim80_decode_sm90, "bf16_hdim80_decode_sm90"},
     {DataType::BF16, 96, KernelVariant::kDense, &run_fwd_bf16_hdim96_dense_sm90, &tiles_fwd_bf16_hdim96_dense_sm90, "bf16_hdim96_dense_sm90"},
     {DataType::BF16, 96, KernelVariant::kGeneral, &run_fwd_bf16_hdim96_general_sm90, &tiles_fwd_bf16_hdim96_general_sm90, "bf16_hdim96_general_sm90"},
     {DataType::BF16, 128, KernelVariant::kDense, &run_fwd_bf16_hdim128_dense_sm90, &tiles_fwd_bf16_hdim128_dense_sm90, "bf16_hdim128_dense_sm90"},
@@ -91,6 +97,6 @@ const KernelEntry kKernelTable[] = {
     {DataType::BF16, 256, KernelVariant::kGeneral, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
 };
 
-const int kNumKernels = 28;
+const int kNumKernels = 30;
 
 }  // namespace flash::detail

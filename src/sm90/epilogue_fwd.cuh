@@ -14,6 +14,7 @@
 #include <cutlass/arch/barrier.h>
 
 #include "api/fwd_args.h"
+#include "api/launch_plan.h"
 #include "sm90/seqlen.cuh"
 #include "sm90/tile_scheduler.cuh"
 #include "sm90/traits.cuh"
@@ -83,7 +84,7 @@ struct EpilogueFwdSm90 {
             args.num_splits,
             args.num_heads,
             args.seqlen_q,
-            args.partial_rows,
+            int(detail::partial_rows(args)),   // below 2^31 for a split call (plan_launch)
             args.lse_partial,
             args.o_partial};
   }

@@ -27,6 +27,7 @@ struct FwdKernelSm90 {
   using SharedStorage = typename Traits::SharedStorage;
   static constexpr int kNumThreads = Traits::kNumThreads;
   static constexpr int kSharedStorageBytes = Traits::kSharedStorageBytes;
+  static constexpr int kCtasPerSm = Traits::kCtasPerSm;
 
   struct Params {
     typename Mainloop::Params mainloop;
@@ -167,7 +168,7 @@ struct FwdKernelSm90 {
 };
 
 template <class Kernel>
-__global__ void __launch_bounds__(Kernel::kNumThreads, 1) fwd_kernel_sm90(CUTE_GRID_CONSTANT typename Kernel::Params const params) {
+__global__ void __launch_bounds__(Kernel::kNumThreads, Kernel::kCtasPerSm) fwd_kernel_sm90(CUTE_GRID_CONSTANT typename Kernel::Params const params) {
   extern __shared__ __align__(1024) char smem[];
   Kernel{}(params, smem);
 }

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "api/fwd_args.h"
+#include "api/launch_plan.h"
 #include "api/validate.h"
 #include "sm90/combine.cuh"
 #include "sm90/kernel_fwd.cuh"
@@ -42,7 +43,7 @@ Status launch_combine(FwdArgs const& args, cudaStream_t stream) {
                                 args.num_splits,
                                 args.num_heads,
                                 args.seqlen_q,
-                                args.partial_rows,
+                                int(partial_rows(args)),
                                 args.head_dim,
                                 args.batch,
                                 seqlens};
@@ -98,12 +99,20 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(max dynamic shared memory = ") +
                                        std::to_string(Kernel::kSharedStorageBytes) + ") failed: " + cudaGetErrorString(err));
   }
+  // Two or more CTAs per SM need the shared-memory carveout that holds them all.
+  if constexpr (Kernel::kCtasPerSm > 1) {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared));
+    if (err != cudaSuccess) {
+      return fail(kErrorCudaFailure, std::string("cudaFuncSetAttribute(shared memory carveout) failed: ") +
+                                         cudaGetErrorString(err));
+    }
+  }
   // Packed entries that each fit one query tile (the vision encoder's windows) cost about the same,
   // so they keep the persistent grid, whose producer loads the next tile during this one; longer
   // entries differ in cost like causal tiles.
   bool const packed_long = args.cu_seqlens_q != nullptr && args.seqlen_q > Traits::kBlockM;
   bool const uneven = args.window_right >= 0 || args.seqused_k != nullptr || packed_long || args.num_splits > 1;
-  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms, uneven);
+  int const grid = Kernel::Scheduler::grid_size(params.scheduler, args.num_sms * Kernel::kCtasPerSm, uneven);
   kernel<<<dim3(grid), dim3(Kernel::kNumThreads), Kernel::kSharedStorageBytes, stream>>>(params);
   err = cudaGetLastError();
   if (err != cudaSuccess) {

@@ -173,12 +173,13 @@ struct MainloopFwdSm90 {
              args.page_size,
              args.num_pages,
              paged || args.seqused_k != nullptr};
-    if (paged && args.page_size % kBlockN != 0 && args.page_size % kPageHalf == 0) {
+    int const box_rows = paged ? paged_box_rows(args.page_size) : kBlockN;
+    if (box_rows == kPageHalf) {
       p.tma_k_half = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
       p.tma_v_half = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
-    } else if (paged && args.page_size % kBlockN != 0) {
+    } else if (box_rows == kPageChunk) {
       p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
                                     RowsShape<kPageChunk>{}, _1{});
       p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
@@ -204,16 +205,18 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
-  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk.
-  CUTE_DEVICE static int paged_box_rows(Params const& p) {
-    return p.page_size % kBlockN == 0 ? kBlockN : p.page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
+  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk (boxes never cross a
+  // page). The one place this rule lives: the descriptors (to_underlying_arguments), the lookups
+  // and the copies follow it.
+  CUTE_HOST_DEVICE static int paged_box_rows(int page_size) {
+    return page_size % kBlockN == 0 ? kBlockN : page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
   }
 
   // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box c.
   // One memory latency per block, shared by K and V, instead of one per box and tensor.
   static_assert(kBlockN / kPageChunk <= 32, "one lane per box");
   CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
-    int const rows = paged_box_rows(p);
+    int const rows = paged_box_rows(p.page_size);
     return lane < kBlockN / rows ? page_of(p, batch, n_block * kBlockN + lane * rows) : 0;
   }
 
@@ -247,8 +250,9 @@ struct MainloopFwdSm90 {
       if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
     }
-    int const key0 = n_block * kBlockN;
-    if (p.page_size % kBlockN == 0) {   // the block lies in one page
+    int const box_rows = paged_box_rows(p.page_size);
+    if (box_rows == kBlockN) {   // the block lies in one page
+      int const key0 = n_block * kBlockN;
       if (lane == 0) {
         Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, pages);                                   // (page_size, d)
         Tensor gX = local_tile(mX, select<1, 2>(TileShapeQK{}), make_coord(_, _0{}));                     // (N, d, blocks)
@@ -257,7 +261,7 @@ struct MainloopFwdSm90 {
       }
       return;
     }
-    if (p.page_size % kPageHalf == 0) {
+    if (box_rows == kPageHalf) {
       load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);
     } else {
       load_boxes<kPageChunk>(p, tma_chunk, sX, barrier, head_k, n_block, stage, pages, lane);

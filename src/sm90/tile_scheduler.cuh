@@ -16,7 +16,7 @@ struct TileCoord {
   int split;
 };
 
-// Tiles c, c + grid, c + 2 grid, ... go to CTA c. With a persistent grid (one CTA per SM) a CTA's
+// Tiles c, c + grid, c + 2 grid, ... go to CTA c. With a persistent grid (one CTA per SM slot) a CTA's
 // next tile reuses its shared-memory pipeline and the producer loads it while the consumers finish
 // the last one.
 // Tile order: query blocks vary fastest, so the tiles in flight share one head's K and V, which L2
@@ -46,8 +46,9 @@ struct StaticPersistentScheduler {
   // runs once per CTA. So do other launches whose tiles differ in cost (`uneven`): a right window
   // (the causal diagonal and its generalisation), seqused_k, or a packed batch whose entries span
   // several query tiles.
-  static int grid_size(Params const& p, int num_sms, bool uneven) {
-    return uneven || p.num_tiles < num_sms ? p.num_tiles : num_sms;
+  // `slots`: the CTAs that run at once, SMs x CTAs per SM.
+  static int grid_size(Params const& p, int slots, bool uneven) {
+    return uneven || p.num_tiles < slots ? p.num_tiles : slots;
   }
 
   CUTE_DEVICE static int first_tile() { return blockIdx.x; }

@@ -25,6 +25,7 @@ struct TilePlan {
   int consumer_registers;
   bool scheduler_barrier;   // consumer warpgroups issue their GEMMs in turn
   bool separate_o;          // O is staged in its own buffer (else in Q's), so the next Q loads during the epilogue
+  int ctas_per_sm = 1;      // CTAs resident per SM (launch bounds, persistent grid, register pool)
 };
 
 // One choice per head dim and variant, each with its reason (measured on H100, bf16, FA3-paper
@@ -40,8 +41,16 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant) {
   // took about as long as its 64 KB took to arrive (d128, H200: 0.94-0.99 of cuDNN at large
   // batches). One consumer warpgroup halves that work and frees shared memory for a deeper K/V
   // ring: 192 KB in flight per SM (d128: Q 16 KB + O 16 KB + 3 x 64 KB; d64: 6 x 32 KB).
+  // d80 (the vision encoder's packed windows of <= 64 tokens, 1408 one-block tiles): on the
+  // 128 x 128 general plan half of every tile's rows and keys were empty and each SM ran one tile
+  // at a time, paying its loads' latency alone (57 us against cuDNN's 38, H200). 64 x 64 tiles
+  // with two CTAs per SM: each tile's work is that of its window, and one CTA's loads and stores
+  // overlap the other's GEMMs. Q 10 KB + O 10 KB + K,V 2 x 2 x 10 KB = 60 KB and 128 registers
+  // per thread per CTA (40 + 216).
   if (variant == Variant::kDecode) {
-    return head_dim <= 64 ? TilePlan{64, 128, 6, 40, 240, false, true} : TilePlan{64, 128, 3, 40, 240, false, true};
+    if (head_dim <= 64) return TilePlan{64, 128, 6, 40, 240, false, true};
+    if (head_dim <= 80) return TilePlan{64, 64, 2, 40, 216, false, true, 2};
+    return TilePlan{64, 128, 3, 40, 240, false, true};
   }
   // hdim 64 is exp-bound: a third consumer warpgroup (192 rows) gives the scheduler one more
   // softmax to overlap with GEMMs: 525 TFLOP/s at 16k non-causal, 538 causal, against 488 and 490
@@ -109,10 +118,11 @@ struct FwdTraits {
   static constexpr int kProducerRegisters = kPlan.producer_registers;
   static constexpr int kConsumerRegisters = kPlan.consumer_registers;
   static constexpr bool kUseSchedulerBarrier = kPlan.scheduler_barrier;
+  static constexpr int kCtasPerSm = kPlan.ctas_per_sm;
   // setmaxnreg only moves registers within the CTA's pool, which is what it was launched with: the
-  // per-thread count the launch bounds allow (65536 / threads, in units of 8) for every thread. A
-  // plan asking for more makes the consumers' setmaxnreg.inc wait forever.
-  static constexpr int kLaunchRegisters = 65536 / kNumThreads / 8 * 8;
+  // per-thread count the launch bounds allow (65536 / (threads x CTAs per SM), in units of 8) for
+  // every thread. A plan asking for more makes the consumers' setmaxnreg.inc wait forever.
+  static constexpr int kLaunchRegisters = 65536 / (kNumThreads * kCtasPerSm) / 8 * 8;
   static_assert(kThreadsPerWarpGroup * (kProducerRegisters + kNumMmaWarpGroups * kConsumerRegisters) <=
                     kLaunchRegisters * kNumThreads,
                 "register plan exceeds the CTA's register pool");
@@ -181,7 +191,9 @@ struct FwdTraits {
   // Arrivals that complete barrier_q_free: every consumer thread, or the one that issued the store.
   static constexpr int kQFreeArrivals = kSeparateO ? kNumMmaThreads : 1;
   static constexpr int kSharedStorageBytes = sizeof(SharedStorage);
-  static_assert(kSharedStorageBytes <= 227 * 1024, "shared memory plan exceeds the SM90 limit");
+  // 228 KB per SM, of which each resident CTA reserves 1 KB; 227 KB at most for one CTA.
+  static_assert(kSharedStorageBytes <= 227 * 1024 && kCtasPerSm * (kSharedStorageBytes + 1024) <= 228 * 1024,
+                "shared memory plan exceeds the SM90 limit for its CTAs per SM");
 };
 
 }  // namespace flash::sm90
