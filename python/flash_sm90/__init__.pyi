@@ -48,6 +48,29 @@ def forward(
     seqused_k: Optional[Any] = ...,
     window_size: Tuple[int, int] = ...,
     softcap: float = ...,
+    page_table: Optional[Any] = ...,
+    num_splits: int = ...,
+    workspace: Optional[Any] = ...,
 ) -> None: ...
+def workspace_size(
+    q: Any,
+    k: Any,
+    v: Any,
+    out: Any,
+    *,
+    causal: bool = ...,
+    softmax_scale: float = ...,
+    lse: Optional[Any] = ...,
+    dtype: Optional[str] = ...,
+    cu_seqlens_q: Optional[Any] = ...,
+    cu_seqlens_k: Optional[Any] = ...,
+    max_seqlen_q: Optional[int] = ...,
+    max_seqlen_k: Optional[int] = ...,
+    seqused_k: Optional[Any] = ...,
+    window_size: Tuple[int, int] = ...,
+    softcap: float = ...,
+    page_table: Optional[Any] = ...,
+    num_splits: int = ...,
+) -> int: ...
 def status_string(status: int) -> str: ...
 def supported_head_dims(dtype: str = ...) -> List[int]: ...

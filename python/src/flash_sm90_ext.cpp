@@ -89,12 +89,17 @@ std::string shape_string(const Array& a) {
 // Device, rank, extents that fit in int, last stride 1, no broadcast (zero) strides. `layout`
 // names the expected dimensions for the rank message, e.g. "[batch, seqlen, heads, head_dim]".
 template <typename Array>
-void check_tensor(const char* name, const Array& a, size_t ndim, const char* layout) {
+void check_cuda(const char* name, const Array& a) {
   if (a.device_type() != kDlCuda && a.device_type() != kDlCudaManaged) {
     throw nb::value_error((std::string(name) + ": expected a CUDA device array (DLPack device cuda), got a " +
                            device_name(a.device_type()) + " array; move it to the GPU first (e.g. cupy.asarray)")
                               .c_str());
   }
+}
+
+template <typename Array>
+void check_tensor(const char* name, const Array& a, size_t ndim, const char* layout) {
+  check_cuda(name, a);
   if (a.ndim() != ndim) {
     throw nb::value_error((std::string(name) + ": expected " + std::to_string(ndim) + " dimensions " + layout +
                            ", got " + std::to_string(a.ndim()) + " with shape " + shape_string(a))
@@ -250,11 +255,29 @@ std::pair<int, int> parse_window(nb::handle window) {
   return {int32_argument("window_size[0] (left)", left), int32_argument("window_size[1] (right)", right)};
 }
 
-void forward(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
-             double softmax_scale, std::optional<OutArray> lse, nb::handle stream_obj,
-             std::optional<std::string> dtype, std::optional<InArray> cu_seqlens_q,
-             std::optional<InArray> cu_seqlens_k, nb::handle max_seqlen_q, nb::handle max_seqlen_k,
-             std::optional<InArray> seqused_k, nb::handle window_size, double softcap) {
+// a x b for two extents, which must stay within int; `what` names the product for the message.
+int64_t checked_extent_product(const char* what, int64_t a, int64_t b) {
+  if (a != 0 && b > INT_MAX / a) {
+    throw nb::value_error((std::string(what) + " = " + std::to_string(a) + " x " + std::to_string(b) +
+                           " exceeds INT_MAX")
+                              .c_str());
+  }
+  return a * b;
+}
+
+// Everything forward() and workspace_size() take but the workspace and the stream, checked as far
+// as the binding can see, in the library's parameter struct.
+struct CallArgs {
+  flash::FlashAttentionParams params;
+  int device_id = 0;
+};
+
+CallArgs make_params(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
+                     double softmax_scale, const std::optional<OutArray>& lse, const std::optional<std::string>& dtype,
+                     const std::optional<InArray>& cu_seqlens_q, const std::optional<InArray>& cu_seqlens_k,
+                     nb::handle max_seqlen_q, nb::handle max_seqlen_k, const std::optional<InArray>& seqused_k,
+                     nb::handle window_size, double softcap, const std::optional<InArray>& page_table,
+                     nb::handle num_splits) {
   // Variable-length batches: packed [total, heads, head_dim] tensors described by cu_seqlens_q/k
   // (both) and max_seqlen_q/k (both required then, not allowed otherwise).
   const bool varlen = cu_seqlens_q.has_value() || cu_seqlens_k.has_value();
@@ -277,9 +300,16 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
                                 .c_str());
     }
   }
+  const bool paged = page_table.has_value();
+  if (paged && varlen) {
+    throw nb::value_error("page_table: not with cu_seqlens_q/cu_seqlens_k (a paged cache takes each entry's length "
+                          "from seqused_k)");
+  }
   const size_t ndim = varlen ? 3 : 4;
   const char* q_layout = varlen ? "[total_q, heads, head_dim] (packed, with cu_seqlens_q)" : "[batch, seqlen, heads, head_dim]";
-  const char* k_layout = varlen ? "[total_k, heads_k, head_dim] (packed, with cu_seqlens_k)" : "[batch, seqlen, heads, head_dim]";
+  const char* k_layout = varlen  ? "[total_k, heads_k, head_dim] (packed, with cu_seqlens_k)"
+                         : paged ? "[num_pages, page_size, heads_k, head_dim] (paged, with page_table)"
+                                 : "[batch, seqlen, heads, head_dim]";
   check_tensor("q", q, ndim, q_layout);
   check_tensor("k", k, ndim, k_layout);
   check_tensor("v", v, ndim, k_layout);
@@ -306,7 +336,7 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
   if (!same(out, q)) {
     throw nb::value_error(("out: shape " + shape_string(out) + " differs from q's " + shape_string(q)).c_str());
   }
-  if (!varlen && k.shape(0) != q.shape(0)) {
+  if (!varlen && !paged && k.shape(0) != q.shape(0)) {
     throw nb::value_error(("k: batch " + std::to_string(k.shape(0)) + " differs from q's " + std::to_string(q.shape(0)))
                               .c_str());
   }
@@ -361,6 +391,27 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
     p.head_dim = static_cast<int>(q.shape(3));
     p.seqlen_k = static_cast<int>(k.shape(1));
     p.num_heads_k = static_cast<int>(k.shape(2));
+    if (paged) {
+      // k, v: [num_pages, page_size, heads_k, head_dim]; every entry's cache spans its row of the
+      // page table (seqused_k gives shorter ones), so seqlen_k is pages per row x page_size.
+      const InArray& pt = *page_table;
+      check_tensor("page_table", pt, 2, "[batch, pages_per_entry]");
+      if (!is_dtype(pt.dtype(), nb::dlpack::dtype_code::Int, 32)) {
+        throw nb::type_error(("page_table: expected int32, got " + dtype_name(pt.dtype())).c_str());
+      }
+      if (pt.shape(0) != q.shape(0)) {
+        throw nb::value_error(("page_table: expected " + std::to_string(q.shape(0)) + " rows (q's batch), got shape " +
+                               shape_string(pt))
+                                  .c_str());
+      }
+      check_same_device("page_table", pt, device_id);
+      p.page_table = static_cast<const int32_t*>(pt.data());
+      p.page_table_stride = static_cast<int>(pt.shape(0) > 1 ? pt.stride(0) : pt.shape(1));
+      p.page_size = static_cast<int>(k.shape(1));
+      p.num_pages = static_cast<int>(k.shape(0));
+      p.seqlen_k = static_cast<int>(checked_extent_product("page_table columns x page_size", static_cast<int64_t>(pt.shape(1)),
+                                                         static_cast<int64_t>(k.shape(1))));
+    }
     p.q_batch_stride = lib_stride(q, 0), p.q_row_stride = lib_stride(q, 1), p.q_head_stride = lib_stride(q, 2);
     p.k_batch_stride = lib_stride(k, 0), p.k_row_stride = lib_stride(k, 1), p.k_head_stride = lib_stride(k, 2);
     p.v_batch_stride = lib_stride(v, 0), p.v_row_stride = lib_stride(v, 1), p.v_head_stride = lib_stride(v, 2);
@@ -397,8 +448,14 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
     check_same_device("lse", l, device_id);
     p.softmax_lse = static_cast<float*>(l.data());
   }
-  const cudaStream_t stream = parse_stream(stream_obj);
+  p.num_splits = int32_argument("num_splits", num_splits);
+  return {p, device_id};
+}
 
+// Runs `call` (a library function of the params) on the arrays' device with the GIL released;
+// a non-success status becomes FlashAttentionError.
+template <class Call>
+void call_library(int device_id, Call&& call) {
   int status;
   std::string message;
   {
@@ -411,13 +468,47 @@ void forward(const InArray& q, const InArray& k, const InArray& v, const OutArra
     if (switch_device && cudaSetDevice(device_id) != cudaSuccess) {
       (void)cudaGetLastError();
     }
-    status = flash::flash_attention_forward(p, stream);
+    status = call();
     if (status != flash::kSuccess) message = flash::last_error_message();
     if (switch_device) cudaSetDevice(previous);
   }
   if (status != flash::kSuccess) {
     throw FlashCallError{status, std::string(flash::status_string(status)) + ": " + message};
   }
+}
+
+void forward(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
+             double softmax_scale, std::optional<OutArray> lse, nb::handle stream_obj,
+             std::optional<std::string> dtype, std::optional<InArray> cu_seqlens_q,
+             std::optional<InArray> cu_seqlens_k, nb::handle max_seqlen_q, nb::handle max_seqlen_k,
+             std::optional<InArray> seqused_k, nb::handle window_size, double softcap,
+             std::optional<InArray> page_table, nb::handle num_splits, std::optional<OutArray> workspace) {
+  CallArgs a = make_params(q, k, v, out, causal, softmax_scale, lse, dtype, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                           max_seqlen_k, seqused_k, window_size, softcap, page_table, num_splits);
+  if (workspace) {
+    // Any dtype and shape: the library sees its bytes. C order, so that they are one range.
+    const OutArray& w = *workspace;
+    check_cuda("workspace", w);
+    check_contiguous("workspace", w);
+    check_same_device("workspace", w, a.device_id);
+    a.params.workspace = w.data();
+    a.params.workspace_bytes = w.nbytes();
+  }
+  const cudaStream_t stream = parse_stream(stream_obj);
+  call_library(a.device_id, [&] { return flash::flash_attention_forward(a.params, stream); });
+}
+
+size_t workspace_size(const InArray& q, const InArray& k, const InArray& v, const OutArray& out, bool causal,
+                      double softmax_scale, std::optional<OutArray> lse, std::optional<std::string> dtype,
+                      std::optional<InArray> cu_seqlens_q, std::optional<InArray> cu_seqlens_k,
+                      nb::handle max_seqlen_q, nb::handle max_seqlen_k, std::optional<InArray> seqused_k,
+                      nb::handle window_size, double softcap, std::optional<InArray> page_table,
+                      nb::handle num_splits) {
+  const CallArgs a = make_params(q, k, v, out, causal, softmax_scale, lse, dtype, cu_seqlens_q, cu_seqlens_k,
+                                 max_seqlen_q, max_seqlen_k, seqused_k, window_size, softcap, page_table, num_splits);
+  size_t bytes = 0;
+  call_library(a.device_id, [&] { return flash::flash_attention_workspace_size(a.params, &bytes); });
+  return bytes;
 }
 
 std::vector<int> supported_head_dims(const std::string& dtype_name_) {
@@ -458,7 +549,15 @@ NB_MODULE(_flash_sm90, m) {
         nb::arg("cu_seqlens_k") = nb::none(), nb::arg("max_seqlen_q") = nb::none(),
         nb::arg("max_seqlen_k") = nb::none(), nb::arg("seqused_k") = nb::none(),
         nb::arg("window_size") = nb::make_tuple(-1, -1), nb::arg("softcap") = 0.0,
+        nb::arg("page_table") = nb::none(), nb::arg("num_splits") = 0, nb::arg("workspace") = nb::none(),
         "Attention forward into `out` (asynchronous, on `stream`). See flash_sm90.forward.");
+  m.def("workspace_size", &workspace_size, nb::arg("q"), nb::arg("k"), nb::arg("v"), nb::arg("out"), nb::kw_only(),
+        nb::arg("causal") = false, nb::arg("softmax_scale") = 0.0, nb::arg("lse") = nb::none(),
+        nb::arg("dtype") = nb::none(), nb::arg("cu_seqlens_q") = nb::none(), nb::arg("cu_seqlens_k") = nb::none(),
+        nb::arg("max_seqlen_q") = nb::none(), nb::arg("max_seqlen_k") = nb::none(),
+        nb::arg("seqused_k") = nb::none(), nb::arg("window_size") = nb::make_tuple(-1, -1),
+        nb::arg("softcap") = 0.0, nb::arg("page_table") = nb::none(), nb::arg("num_splits") = 0,
+        "Workspace bytes forward() needs for these arguments (0: the call does not split the keys).");
   m.def("status_string", [](int status) { return std::string(flash::status_string(status)); }, nb::arg("status"),
         "The fixed text of a status code.");
   m.def("supported_head_dims", &supported_head_dims, nb::arg("dtype"),

@@ -464,3 +464,69 @@ def _library_error_any_device(*args, **kwargs):
     with pytest.raises(flash_sm90.FlashAttentionError) as info:
         flash_sm90.forward(*args, **kwargs)
     assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE), str(info.value)
+
+
+# --- paged KV caches, split-KV, workspace -------------------------------------------------------
+def paged_args(b=2, sq=1, h=16, hk=2, d=128, num_pages=40, page_size=64, pages_per_entry=8, dtype="bfloat16"):
+    """q/out [b, sq, h, d], k/v [num_pages, page_size, hk, d], page_table [b, pages_per_entry] int32."""
+    q, out = FakeCudaArray((b, sq, h, d), dtype), FakeCudaArray((b, sq, h, d), dtype)
+    k, v = FakeCudaArray((num_pages, page_size, hk, d), dtype), FakeCudaArray((num_pages, page_size, hk, d), dtype)
+    return (q, k, v, out), dict(page_table=FakeCudaArray((b, pages_per_entry), "int32"))
+
+
+def test_decode_options_are_keyword_only_and_typed():
+    q, k, v, out = qkvo()
+    with pytest.raises(TypeError, match=r"^num_splits: expected an int, got float"):
+        flash_sm90.forward(q, k, v, out, num_splits=2.0)
+    with pytest.raises(TypeError, match=r"^num_splits: expected an int, got bool"):
+        flash_sm90.workspace_size(q, k, v, out, num_splits=True)
+    with pytest.raises(TypeError):
+        flash_sm90.workspace_size(q, k, v, out, workspace=FakeCudaArray((64,), "int32"))   # forward's only
+
+
+def test_page_table_is_checked_by_the_binding():
+    (q, k, v, out), kw = paged_args(b=2)
+    with pytest.raises(TypeError, match=r"^page_table: expected int32, got int64"):
+        flash_sm90.forward(q, k, v, out, page_table=FakeCudaArray((2, 8), "int64"))
+    with pytest.raises(ValueError, match=r"^page_table: expected 2 rows \(q's batch\), got shape \(3, 8\)"):
+        flash_sm90.forward(q, k, v, out, page_table=FakeCudaArray((3, 8), "int32"))
+    with pytest.raises(ValueError, match=r"^page_table: expected 2 dimensions \[batch, pages_per_entry\], got 1"):
+        flash_sm90.forward(q, k, v, out, page_table=FakeCudaArray((16,), "int32"))
+    with pytest.raises(ValueError, match=r"^page_table: expected a CUDA device array"):
+        flash_sm90.forward(q, k, v, out, page_table=FakeCudaArray((2, 8), "int32", device_type=1))
+    with pytest.raises(ValueError, match=r"^k: expected 4 dimensions \[num_pages, page_size, heads_k, head_dim\] \(paged"):
+        flash_sm90.forward(q, FakeCudaArray((40, 64, 256)), v, out, **kw)
+    (vq, vk, vv, vout), vkw = varlen_args()
+    with pytest.raises(ValueError, match=r"^page_table: not with cu_seqlens_q/cu_seqlens_k"):
+        flash_sm90.forward(vq, vk, vv, vout, page_table=FakeCudaArray((2, 8), "int32"), **vkw)
+
+
+def test_workspace_is_checked_by_the_binding():
+    q, k, v, out = qkvo()
+    with pytest.raises(ValueError, match=r"^workspace: expected a CUDA device array"):
+        flash_sm90.forward(q, k, v, out, num_splits=2, workspace=FakeCudaArray((1024,), "int32", device_type=1))
+    with pytest.raises(ValueError, match=r"^workspace: must be contiguous"):
+        flash_sm90.forward(q, k, v, out, num_splits=2, workspace=FakeCudaArray((1024,), "int32", strides=(2,)))
+
+
+def test_library_checks_paging_and_splits():
+    # A page size that is not a multiple of 16, and the num_splits range, are the library's checks;
+    # they come before the device check, so they hold on machines without a GPU.
+    (q, k, v, out), kw = paged_args(page_size=24)
+    _library_error(flash_sm90.ERROR_INVALID_PAGING, "page_size = 24", q, k, v, out, **kw)
+    q, k, v, out = qkvo()
+    _library_error(flash_sm90.ERROR_INVALID_SPLITS, "num_splits = -1", q, k, v, out, num_splits=-1)
+    _library_error(flash_sm90.ERROR_INVALID_SPLITS, "num_splits = 257", q, k, v, out, num_splits=257)
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.workspace_size(q, k, v, out, num_splits=1000)
+    assert info.value.status == flash_sm90.ERROR_INVALID_SPLITS
+
+
+@no_gpu_only
+def test_valid_paged_split_call_reaches_device_check():
+    (q, k, v, out), kw = paged_args()
+    ws = FakeCudaArray((1 << 20,), "int32")
+    _library_error_any_device(q, k, v, out, seqused_k=FakeCudaArray((2,), "int32"), num_splits=4, workspace=ws, **kw)
+    with pytest.raises(flash_sm90.FlashAttentionError) as info:
+        flash_sm90.workspace_size(q, k, v, out, num_splits=4, **kw)
+    assert info.value.status in (flash_sm90.ERROR_NO_DEVICE, flash_sm90.ERROR_UNSUPPORTED_DEVICE)

@@ -331,3 +331,54 @@ def test_cli_npy_roundtrip_bitwise(tmp_path, dtype, b, sq, sk, h, hk, d, causal)
         f"lse: {int((lse_cli_bits != lse_bits).sum())} of {lse_bits.size} values differ"
     if causal and sq > sk:
         assert np.isneginf(lse_lib[:, :, : sq - sk]).all()   # rows that see no key
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("page_size,num_splits", [(None, 0), (None, 5), (64, 0), (16, 3), (256, 1)])
+def test_decode_paged_split(dtype, page_size, num_splits):
+    """Decode steps (1 query, 16/2 heads, d 128) against caches of different lengths (seqused_k),
+    contiguous or paged with the pages shuffled, split automatically or forced, with the workspace
+    workspace_size() asks for; every entry against the NumPy reference of its own cache."""
+    b, h, hk, d = 3, 16, 2, 128
+    lens = [1000, 1, 2048]
+    max_len = 2048
+    rng = np.random.default_rng(11)
+    q, qh = make((b, 1, h, d), dtype, rng)
+    k_dense, kh = make((b, max_len, hk, d), dtype, rng)
+    v_dense, vh = make((b, max_len, hk, d), dtype, rng)
+    out = empty_out((b, 1, h, d), dtype)
+    lse = cp.full((b, h, 1), np.nan, dtype=cp.float32)
+    seqused = cp.asarray(np.array(lens, dtype=np.int32))
+    kw = dict(dtype=None if dtype == "fp16" else "bf16", seqused_k=seqused, num_splits=num_splits, lse=lse)
+    if page_size is None:
+        k, v = k_dense, v_dense
+    else:
+        per_entry = max_len // page_size
+        order = rng.permutation(b * per_entry)   # page i of entry e is stored at order[e * per_entry + i]
+        pages_k = cp.zeros((b * per_entry, page_size, hk, d), dtype=k_dense.dtype)
+        pages_v = cp.zeros_like(pages_k)
+        for e in range(b):
+            for i in range(per_entry):
+                dst = int(order[e * per_entry + i])
+                pages_k[dst] = k_dense[e, i * page_size:(i + 1) * page_size]
+                pages_v[dst] = v_dense[e, i * page_size:(i + 1) * page_size]
+        k, v = pages_k, pages_v
+        kw["page_table"] = cp.asarray(order.reshape(b, per_entry).astype(np.int32))
+    nbytes = flash_sm90.workspace_size(q, k, v, out, **kw)
+    if num_splits > 1:
+        assert nbytes > 0
+        with pytest.raises(flash_sm90.FlashAttentionError) as info:
+            flash_sm90.forward(q, k, v, out, **kw)   # no workspace
+        assert info.value.status == flash_sm90.ERROR_INVALID_WORKSPACE
+        assert bool(cp.isnan(lse).all()), "a rejected call wrote"
+    elif num_splits == 1:
+        assert nbytes == 0
+    workspace = cp.empty((max(nbytes, 1),), dtype=cp.uint8)
+    flash_sm90.forward(q, k, v, out, workspace=workspace, **kw)
+    cp.cuda.get_current_stream().synchronize()
+    o, l = to_f64(out, dtype), cp.asnumpy(lse).astype(np.float64)
+    for e, n in enumerate(lens):
+        o_ref, lse_ref = reference(qh[e:e + 1], kh[e:e + 1, :n], vh[e:e + 1, :n], False, 1.0 / math.sqrt(d))
+        err = rel_l2(o[e:e + 1], o_ref)
+        assert err <= TOL[dtype], f"entry {e} ({n} keys): rel L2 {err} > {TOL[dtype]}"
+        assert np.allclose(l[e], lse_ref[0], rtol=1e-4, atol=1e-3), f"entry {e}: LSE"
