@@ -358,8 +358,10 @@ stage_profile() {
   : > "$log"
   local cases="${PROFILE_CASES:---preset qwen2.5-vl-3b-llm-decode --batch 1 --seqlen-k 16384;--preset qwen2.5-vl-3b-vit-window}"
   cases="${cases//;/$'\n'}"
+  # The sections' summaries, and each stall reason's share of the cycles between issues.
   local sections=(--section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats
-                  --section SchedulerStats --section MemoryWorkloadAnalysis)
+                  --section SchedulerStats --section MemoryWorkloadAnalysis
+                  --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio')
   local runs=0 bad=0 flags
   while read -r flags; do
     runs=$((runs + 1))
