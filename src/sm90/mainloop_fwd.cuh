@@ -344,7 +344,8 @@ struct MainloopFwdSm90 {
     bool const paged = Traits::kGeneral && p.page_table != nullptr;
     // Gathered blocks (gather_block) skip producer_acquire, whose leader would announce TMA bytes on
     // the full barrier: the lanes wait for the stage to be free, copy, and the stage is published
-    // one block later (gather_landed<1>), so two blocks' copies are in flight.
+    // once the next block's K is issued (gather_landed<1>), so up to three tensor blocks' copies are
+    // in flight.
     bool const gather = paged && paged_box_rows(p.page_size) == kPageChunk;
     int gathered_stage = -1;   // the stage whose gather is issued but not yet published
     int next_pages = paged && n_begin < n_end ? block_pages(p, tile.batch, n_end - 1, lane) : 0;
@@ -354,9 +355,12 @@ struct MainloopFwdSm90 {
       if (gather) {
         storage.pipeline_k.empty_barrier_[state.index()].wait(state.phase());
         gather_block(p, p.gather_k, sK, head_k, n_block, state.index(), pages, lane);
+        // The previous block's K and V (every group but this K) are published before this V waits
+        // for its stage: with two stages that stage frees only once the consumers have seen the
+        // previous K (its P V follows the next Q K^T), so publishing after this V deadlocked.
+        if (gathered_stage >= 0) gather_landed<1>(storage, gathered_stage, lane);
         storage.pipeline_v.empty_barrier_[state.index()].wait(state.phase());
         gather_block(p, p.gather_v, sV, head_k, n_block, state.index(), pages, lane);
-        if (gathered_stage >= 0) gather_landed<2>(storage, gathered_stage, lane);   // K and V: two groups each block
         gathered_stage = state.index();
       } else {
         pipeline_k.producer_acquire(state);
