@@ -336,15 +336,15 @@ std::vector<Case> paged_cases() {
       prefill.nan_tail = true;
       cases.push_back(prefill);
     }
-    // Pages of 16 (gathered with cp.async, not TMA) at every kernel width, 72 padded onto the
-    // 80-wide kernels (its last 16-byte column zero-filled): decode split and prefill causal.
+    // Pages of 16 (16-row TMA boxes) at every kernel width, 72 padded onto the 80-wide kernels
+    // (its last 16-byte column zero-filled): decode split and prefill causal.
     for (int head_dim : {64, 72, 80, 96, 192, 256}) {
-      Case decode = make("gather_decode", dtype, head_dim, 2, 1, 500, 8, 2, Split::kForced, 3);
+      Case decode = make("chunks_decode", dtype, head_dim, 2, 1, 500, 8, 2, Split::kForced, 3);
       decode.page_size = 16;
       decode.seqused_k = {500, 77};
       decode.nan_tail = true;
       cases.push_back(decode);
-      Case prefill = make("gather_prefill", dtype, head_dim, 2, 150, 300, 4, 2, Split::kNone);
+      Case prefill = make("chunks_prefill", dtype, head_dim, 2, 150, 300, 4, 2, Split::kNone);
       prefill.page_size = 16;
       prefill.causal = true;
       prefill.seqused_k = {300, 129};

@@ -65,12 +65,9 @@ struct FwdKernelSm90 {
   }
 
   CUTE_DEVICE void operator()(Params const& params, char* smem) {
-    // Programmatic dependent launch, both ways. The next kernel in the stream (a split launch's
-    // combine, the next call's forward kernel) may be scheduled once every CTA of this one has
-    // started; it waits for this grid's results itself. And this kernel is launched as a dependent
-    // of the previous one: its CTAs may start while that one drains, set up their barriers, and wait
-    // (griddepcontrol.wait, below) before the first access to global memory.
-    asm volatile("griddepcontrol.launch_dependents;");
+    // A split launch's combine kernel (a programmatic dependent) may be scheduled once every CTA
+    // has started; it waits for this grid's results itself.
+    if constexpr (Traits::kGeneral) asm volatile("griddepcontrol.launch_dependents;");
     SharedStorage& storage = *reinterpret_cast<SharedStorage*>(smem);
     int const warp_group = cutlass::canonical_warp_group_idx();
     int const warp = cutlass::canonical_warp_idx_sync();
@@ -94,9 +91,6 @@ struct FwdKernelSm90 {
     Pipeline pipeline_v(storage.pipeline_v, pipeline_params, Shape<_1, _1, _1>{});
     cutlass::arch::fence_barrier_init();
     __syncthreads();
-    // The previous kernel's writes (q, k, v, the page table, lengths) are visible, and it has read
-    // whatever this one overwrites, from here on. A no-op when not launched as a dependent.
-    asm volatile("griddepcontrol.wait;" ::: "memory");
 
     // Both roles walk the same tiles; `iteration` counts those with rows and gives the barrier phases.
     if (warp_group == int(WarpGroupRole::kProducer)) {

@@ -4,8 +4,7 @@
 // Producer (one elected thread): per tile, K and V of each key block the tile sees, last block first, through two
 // rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
 // and Q after the first block's K and V. A paged KV cache is read block by block through the page
-// table: one TMA box per block when pages are whole key blocks, one per half block when they are
-// whole half blocks, else the producer warp gathers the block's rows with cp.async. With GQA
+// table: one TMA box per block when pages are whole key blocks, else one per 16-row chunk. With GQA
 // packing a second producer warp copies Q's rows itself (no TMA box covers them).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // softcap, mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
@@ -68,16 +67,8 @@ struct MainloopFwdSm90 {
   template <int kRows>
   using TmaKVRows = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::template SmemLayoutKVRows<kRows>{},
                                            RowsShape<kRows>{}, _1{}));
+  using TmaKVChunk = TmaKVRows<kPageChunk>;
   using TmaKVHalf = TmaKVRows<kPageHalf>;
-
-  // K or V for the paged gather (pages that hold no whole half block): element strides from one
-  // page, row and head to the next.
-  struct GatherSource {
-    Element const* ptr;
-    int64_t page_stride;
-    int64_t row_stride;
-    int64_t head_stride;
-  };
 
   struct Params {
     ShapeQKV shape_q;
@@ -87,8 +78,8 @@ struct MainloopFwdSm90 {
     TmaKV tma_v;
     TmaKVHalf tma_k_half;     // paged caches whose pages are whole half blocks
     TmaKVHalf tma_v_half;
-    GatherSource gather_k;    // paged caches whose pages are neither
-    GatherSource gather_v;
+    TmaKVChunk tma_k_chunk;   // paged caches whose pages are neither
+    TmaKVChunk tma_v_chunk;
     int window_left;       // FwdMask's window, -1: unbounded
     int window_right;
     float scale_log2;      // applied to the (softcapped) scores before exp2
@@ -163,8 +154,8 @@ struct MainloopFwdSm90 {
              make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
              TmaKVHalf{},
              TmaKVHalf{},
-             {static_cast<Element const*>(args.k), args.k_strides.batch, args.k_strides.row, args.k_strides.head},
-             {static_cast<Element const*>(args.v), args.v_strides.batch, args.v_strides.row, args.v_strides.head},
+             TmaKVChunk{},
+             TmaKVChunk{},
              args.window_left,
              args.window_right,
              args.softmax_scale_log2,
@@ -188,6 +179,11 @@ struct MainloopFwdSm90 {
                                    RowsShape<kPageHalf>{}, _1{});
       p.tma_v_half = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
+    } else if (box_rows == kPageChunk) {
+      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
+      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
     }
     return p;
   }
@@ -209,15 +205,14 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
-  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk: then no box, the
-  // block's rows are gathered (boxes never cross a page). The one place this rule lives: the
-  // descriptors (to_underlying_arguments), the lookups and the copies follow it.
+  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk (boxes never cross a
+  // page). The one place this rule lives: the descriptors (to_underlying_arguments), the lookups
+  // and the copies follow it.
   CUTE_HOST_DEVICE static int paged_box_rows(int page_size) {
     return page_size % kBlockN == 0 ? kBlockN : page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
   }
 
-  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box
-  // (or gathered 16-row chunk) c.
+  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box c.
   // One memory latency per block, shared by K and V, instead of one per box and tensor.
   static_assert(kBlockN / kPageChunk <= 32, "one lane per box");
   CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
@@ -248,8 +243,9 @@ struct MainloopFwdSm90 {
   // Every lane of the calling warp enters (the pages pass through shuffles); lane 0 issues.
   template <class TensorG, class TensorS, class TensorSmem>
   CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVHalf const& tma_half,
-                                        TensorG const& tXgX, TensorS& tXsX, TensorSmem& sX, uint64_t& barrier,
-                                        int head_k, int n_block, int stage, int pages, int lane) {
+                                        TmaKVChunk const& tma_chunk, TensorG const& tXgX, TensorS& tXsX,
+                                        TensorSmem& sX, uint64_t& barrier, int head_k, int n_block, int stage,
+                                        int pages, int lane) {
     if (!Traits::kGeneral || p.page_table == nullptr) {
       if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
@@ -265,50 +261,10 @@ struct MainloopFwdSm90 {
       }
       return;
     }
-    load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);   // gathers: load()
-  }
-
-  // Pages that hold no whole half block (16, 48, 80, ... keys): one 16-row TMA box per chunk cost
-  // the copy engine ~300 cycles each whatever its size, 8 per block and tensor (H200, pages of 16:
-  // decode 0.56x and prefill 0.37x of contiguous). The producer warp gathers the block's rows with
-  // cp.async instead: 16 bytes per lane and step, consecutive lanes along a chunk's rows (each
-  // step reads whole 512-byte runs), the columns past head_dim zero-filled as TMA would. Issued
-  // here; gather_landed() publishes them.
-  static_assert(kPageChunk * kUnitsPerRow % 32 == 0, "a chunk is whole warp steps");
-  template <class TensorSmem>
-  CUTE_DEVICE static void gather_block(Params const& p, GatherSource const& x, TensorSmem& sX, int head_k, int n_block,
-                                       int stage, int pages, int lane) {
-    int const units = p.head_dim / kUnit;   // the rest of a padded row is zero
-    int const chunk_row = (n_block * kBlockN + lane * kPageChunk) % p.page_size;   // lane c: chunk c's first row
-#pragma unroll 1
-    for (int c = 0; c < kBlockN / kPageChunk; ++c) {
-      int const page = __shfl_sync(0xffffffff, pages, c);
-      int const row0 = __shfl_sync(0xffffffff, chunk_row, c);
-      Element const* chunk = x.ptr + int64_t(page) * x.page_stride + int64_t(row0) * x.row_stride +
-                             int64_t(head_k) * x.head_stride;
-#pragma unroll 1   // the producer has 40 registers: unrolled, the addresses spilled (d64)
-      for (int i = lane; i < kPageChunk * kUnitsPerRow; i += 32) {
-        int const r = i / kUnitsPerRow;
-        int const u = i % kUnitsPerRow;
-        auto const* src = reinterpret_cast<cute::uint128_t const*>(chunk + int64_t(r) * x.row_stride + u * kUnit);
-        auto* dst = reinterpret_cast<cute::uint128_t*>(&sX(c * kPageChunk + r, u * kUnit, stage));
-        SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>::copy(*src, *dst, u < units);
-      }
-    }
-    cp_async_fence();
-  }
-
-  // The gathers issued before the last `pending` ones have landed: every lane's copies are visible to
-  // the tensor cores (generic-proxy writes read by wgmma), and lane 0 arrives on the stages' full
-  // barriers, which a gathered stage expects no TMA bytes on (see load()).
-  template <int kPending>
-  CUTE_DEVICE static void gather_landed(SharedStorage& storage, int stage, int lane) {
-    cp_async_wait<kPending>();
-    cutlass::arch::fence_view_async_shared();
-    __syncwarp();
-    if (lane == 0) {
-      storage.pipeline_k.full_barrier_[stage].arrive();
-      storage.pipeline_v.full_barrier_[stage].arrive();
+    if (box_rows == kPageHalf) {
+      load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);
+    } else {
+      load_boxes<kPageChunk>(p, tma_chunk, sX, barrier, head_k, n_block, stage, pages, lane);
     }
   }
 
@@ -342,41 +298,22 @@ struct MainloopFwdSm90 {
 
     bool q_issued = Traits::kGeneral && p.pack_gqa;
     bool const paged = Traits::kGeneral && p.page_table != nullptr;
-    // Gathered blocks (gather_block) skip producer_acquire, whose leader would announce TMA bytes on
-    // the full barrier: the lanes wait for the stage to be free, copy, and the stage is published
-    // once the next block's K is issued (gather_landed<1>), so up to three tensor blocks' copies are
-    // in flight.
-    bool const gather = paged && paged_box_rows(p.page_size) == kPageChunk;
-    int gathered_stage = -1;   // the stage whose gather is issued but not yet published
     int next_pages = paged && n_begin < n_end ? block_pages(p, tile.batch, n_end - 1, lane) : 0;
     for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
       int const pages = next_pages;
       if (paged && n_block > n_begin) next_pages = block_pages(p, tile.batch, n_block - 1, lane);
-      if (gather) {
-        storage.pipeline_k.empty_barrier_[state.index()].wait(state.phase());
-        gather_block(p, p.gather_k, sK, head_k, n_block, state.index(), pages, lane);
-        // The previous block's K and V (every group but this K) are published before this V waits
-        // for its stage: with two stages that stage frees only once the consumers have seen the
-        // previous K (its P V follows the next Q K^T), so publishing after this V deadlocked.
-        if (gathered_stage >= 0) gather_landed<1>(storage, gathered_stage, lane);
-        storage.pipeline_v.empty_barrier_[state.index()].wait(state.phase());
-        gather_block(p, p.gather_v, sV, head_k, n_block, state.index(), pages, lane);
-        gathered_stage = state.index();
-      } else {
-        pipeline_k.producer_acquire(state);
-        load_kv_block(p, p.tma_k, p.tma_k_half, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state), head_k, n_block,
-                      state.index(), pages, lane);
-        pipeline_v.producer_acquire(state);
-        load_kv_block(p, p.tma_v, p.tma_v_half, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state), head_k, n_block,
-                      state.index(), pages, lane);
-      }
+      pipeline_k.producer_acquire(state);
+      load_kv_block(p, p.tma_k, p.tma_k_half, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane);
+      pipeline_v.producer_acquire(state);
+      load_kv_block(p, p.tma_v, p.tma_v_half, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane);
       ++state;
       if (!q_issued) {
         load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);
         q_issued = true;
       }
     }
-    if (gathered_stage >= 0) gather_landed<0>(storage, gathered_stage, lane);
     if (!q_issued) load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);
   }
 
