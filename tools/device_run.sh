@@ -19,6 +19,7 @@
 #
 # Everything it keeps goes to $OUT (default ./out), at most 8 files, the transfer limit:
 #   build.log ctest.log sanitizer.log bench.json bench.log peers.json peers.png summary.txt
+#   (profile.txt is a ninth: a call with the profile stage leaves out another, or removes peers.png)
 # Each stage ends with one PASS/FAIL line, also collected in summary.txt. A failed stage does not
 # stop the others; the exit status is non-zero when any stage failed.
 #
@@ -341,10 +342,6 @@ stage_peers() {
   if [ "$rc" -eq 0 ]; then report peers PASS "peers.json${anchors:+, anchors $anchors}"; else report peers FAIL "exit $rc; see bench.log"; fi
 }
 
-if [ -z "${FLASH_GIT_COMMIT:-}" ] && commit=$(git rev-parse HEAD 2>/dev/null); then
-  export FLASH_GIT_COMMIT="$commit"
-fi
-
 # Nsight Compute on a few CLI calls (not part of the default run): where a kernel's time goes.
 stage_profile() {
   local log="$OUT/profile.txt"
@@ -372,6 +369,10 @@ stage_profile() {
   done <<< "$cases"
   if [ "$bad" -eq 0 ]; then report profile PASS "$runs calls"; else report profile FAIL "$bad of $runs calls failed; see profile.txt"; fi
 }
+
+if [ -z "${FLASH_GIT_COMMIT:-}" ] && commit=$(git rev-parse HEAD 2>/dev/null); then
+  export FLASH_GIT_COMMIT="$commit"
+fi
 
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build test python sanitize bench peers)
