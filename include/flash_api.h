@@ -23,6 +23,8 @@ enum class DataType : int {
   FP16 = 0,
   BF16 = 1,
   FP8_E4M3 = 2,
+  // FlashAttentionParams::out_dtype only: the input dtype for FP16/BF16, BF16 for FP8_E4M3.
+  AUTO = -1,
 };
 
 // Status codes returned by flash_attention_forward. 0 is success; each failure has its own code,
@@ -52,6 +54,7 @@ enum Status : int {
   kErrorInvalidSplits = 20,       // num_splits is negative or above kMaxSplits
   kErrorInvalidWorkspace = 21,    // the call splits the keys but the workspace is missing or too small
   kErrorInvalidPaging = 22,       // inconsistent paged-KV fields (page_table, page_size, num_pages, ...)
+  kErrorInvalidDescale = 23,      // descale factors given for a 16-bit dtype, or a misaligned descale pointer
 };
 
 // The largest num_splits a caller may force.
@@ -59,8 +62,8 @@ constexpr int kMaxSplits = 256;
 
 struct FlashAttentionParams {
   // Device pointers. q: [batch, seqlen_q, num_heads, head_dim]; k, v: [batch, seqlen_k,
-  // num_heads_k, head_dim]; out: [batch, seqlen_q, num_heads, head_dim], same dtype as q
-  // (FP16 or BF16).
+  // num_heads_k, head_dim]; out: [batch, seqlen_q, num_heads, head_dim], of out_dtype: the dtype
+  // of q for FP16 and BF16, BF16 or FP16 for FP8_E4M3.
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;
@@ -77,6 +80,9 @@ struct FlashAttentionParams {
   int head_dim = 0;
 
   DataType dtype = DataType::FP16;
+  // The output's dtype: AUTO (the input dtype, BF16 for FP8_E4M3 inputs) or, for FP8_E4M3 inputs
+  // only, FP16 or BF16. FP16/BF16 inputs accept AUTO or their own dtype.
+  DataType out_dtype = DataType::AUTO;
   // Causal mask. With seqlen_q != seqlen_k it is aligned bottom-right: query i sees key j when
   // j <= i + seqlen_k - seqlen_q. A query row that sees no key gets output 0 and LSE -inf.
   bool is_causal = false;
@@ -142,6 +148,18 @@ struct FlashAttentionParams {
   int num_splits = 0;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+
+  // FP8_E4M3 only: device fp32 descale factors (optional; null means 1). The values the kernel
+  // attends with are q * q_descale, k * k_descale and v * v_descale: the q and k factors multiply
+  // the scores before softmax_scale, the v factor the output. With descale_per_head false each
+  // non-null pointer holds one value for the whole tensor; with it true, [batch_size, num_heads_k]
+  // values (contiguous), one per batch entry and KV head (a query head uses its KV head's factor).
+  // FP8 calls support dense batches with no mask, causal or a right window: no cu_seqlens,
+  // seqused_k, left window, softcap, paged cache or split keys.
+  const float* q_descale = nullptr;
+  const float* k_descale = nullptr;
+  const float* v_descale = nullptr;
+  bool descale_per_head = false;
 };
 
 // Runs attention forward on `stream` (asynchronous). Returns kSuccess or a Status code.

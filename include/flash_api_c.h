@@ -65,6 +65,7 @@ extern "C" {
 #define FLASH_C_ERROR_INVALID_SPLITS 20        /* num_splits is negative or above FLASH_C_MAX_SPLITS */
 #define FLASH_C_ERROR_INVALID_WORKSPACE 21     /* the call splits the keys but the workspace is missing or too small */
 #define FLASH_C_ERROR_INVALID_PAGING 22        /* inconsistent page_table, page_size, num_pages, page_table_stride */
+#define FLASH_C_ERROR_INVALID_DESCALE 23       /* FP8 descale factors misplaced or misaligned (C++ API fields) */
 
 /* The largest num_splits a caller may force (flash::kMaxSplits). */
 #define FLASH_C_MAX_SPLITS 256

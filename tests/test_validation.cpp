@@ -65,6 +65,7 @@ std::string dtype_label(DataType dtype) {
     case DataType::FP16: return "FP16";
     case DataType::BF16: return "BF16";
     case DataType::FP8_E4M3: return "FP8_E4M3";
+    case DataType::AUTO: return "AUTO";
   }
   return "?";
 }
@@ -204,10 +205,118 @@ TEST(ValidationDtype, ValueOutsideEnum) {
   expect_rejected(p, kErrorUnsupportedDtype, {"dtype = 7", "supported dtypes: " + table_dtypes()});
 }
 
-TEST(ValidationDtype, Fp8HasNoKernel) {
+TEST(ValidationDtype, AutoIsNotAnInputDtype) {
+  FlashAttentionParams p = valid_params();
+  p.dtype = DataType::AUTO;
+  expect_rejected(p, kErrorUnsupportedDtype, {"dtype = AUTO is only an out_dtype value", table_dtypes()});
+}
+
+FlashAttentionParams valid_fp8_params() {
   FlashAttentionParams p = valid_params();
   p.dtype = DataType::FP8_E4M3;
-  expect_rejected(p, kErrorUnsupportedDtype, {"dtype = FP8_E4M3", "supported dtypes: " + table_dtypes()});
+  return p;
+}
+
+TEST(ValidationFp8, DenseCallsPassAndResolveTheOutputDtype) {
+  FlashAttentionParams p = valid_fp8_params();
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.out_dtype, DataType::BF16);
+  p.out_dtype = DataType::FP16;
+  p.is_causal = true;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.out_dtype, DataType::FP16);
+  // A workspace is accepted (FP8 calls never split).
+  p.workspace = fake_mut(kOutAddress + (uintptr_t{1} << 32));
+  p.workspace_bytes = 1 << 20;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+}
+
+TEST(ValidationFp8, OutDtypeMustBeSixteenBit) {
+  FlashAttentionParams p = valid_fp8_params();
+  p.out_dtype = DataType::FP8_E4M3;
+  expect_rejected(p, kErrorUnsupportedDtype, {"out_dtype = FP8_E4M3", "dtype = FP8_E4M3", "AUTO (BF16), BF16 or FP16"});
+  p.out_dtype = static_cast<DataType>(9);
+  expect_rejected(p, kErrorUnsupportedDtype, {"out_dtype = 9"});
+}
+
+TEST(ValidationFp8, SixteenBitInputsWriteTheirOwnDtype) {
+  FlashAttentionParams p = valid_params();
+  p.out_dtype = DataType::BF16;
+  expect_rejected(p, kErrorUnsupportedDtype, {"out_dtype = BF16", "dtype = FP16", "AUTO or FP16"});
+  p.out_dtype = DataType::FP16;
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+}
+
+// The general variant's features, named one by one (FP8 has dense kernels only).
+TEST(ValidationFp8, GeneralFeaturesAreRejectedByName) {
+  const int32_t* ints = reinterpret_cast<const int32_t*>(uintptr_t{0x7000000});
+  struct Feature {
+    const char* name;
+    void (*set)(FlashAttentionParams&, const int32_t*);
+  };
+  const Feature features[] = {
+      {"cu_seqlens_q/cu_seqlens_k", [](FlashAttentionParams& p, const int32_t* a) { p.cu_seqlens_q = a; p.cu_seqlens_k = a + 64; }},
+      {"seqused_k", [](FlashAttentionParams& p, const int32_t* a) { p.seqused_k = a; }},
+      {"window_size_left >= 0", [](FlashAttentionParams& p, const int32_t*) { p.window_size_left = 16; }},
+      {"softcap > 0", [](FlashAttentionParams& p, const int32_t*) { p.softcap = 30.0f; }},
+      {"page_table", [](FlashAttentionParams& p, const int32_t* a) { p.page_table = a; }},
+      {"num_splits > 1", [](FlashAttentionParams& p, const int32_t*) { p.num_splits = 4; }},
+  };
+  for (const Feature& feature : features) {
+    FlashAttentionParams p = valid_fp8_params();
+    feature.set(p, ints);
+    expect_rejected(p, kErrorUnsupportedDtype, {"dtype = FP8_E4M3 does not support", feature.name, "dense batches"});
+  }
+}
+
+TEST(ValidationFp8, HeadDimIsAWholeSixteenByteRow) {
+  FlashAttentionParams p = valid_fp8_params();
+  p.head_dim = 72;   // fine for 16-bit types, 72 bytes per FP8 row
+  expect_rejected(p, kErrorUnsupportedHeadDim, {"head_dim = 72 is not supported for FP8_E4M3", "a multiple of 16"});
+  p.head_dim = 80;   // runs padded on the d128 kernel
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  ASSERT_NE(detail::find_kernel(DataType::FP8_E4M3, 80), nullptr);
+  EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 80)->head_dim, 128);
+}
+
+TEST(ValidationFp8, StridesCountTheirOwnElementSize) {
+  FlashAttentionParams p = valid_fp8_params();
+  p.q_row_stride = 8 * 128 + 8;   // 8 extra bytes per FP8 row: not a 16-byte multiple
+  expect_rejected(p, kErrorMisalignedStride, {"q_row_stride = 1032", "not a multiple of 16 bytes"});
+  p = valid_fp8_params();
+  p.q_row_stride = 8 * 128 + 16;   // 16 bytes: fine for FP8
+  FwdArgs args;
+  EXPECT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  // out is 16-bit: its strides are counted in 2-byte elements.
+  p = valid_fp8_params();
+  p.out_row_stride = 8 * 128 + 4;   // 8 bytes
+  expect_rejected(p, kErrorMisalignedStride, {"out_row_stride = 1028", "(2056 bytes)"});
+}
+
+TEST(ValidationFp8, DescaleOnlyForFp8AndAligned) {
+  const float* factor = reinterpret_cast<const float*>(uintptr_t{0x7100000});
+  FlashAttentionParams p = valid_params();
+  p.k_descale = factor;
+  expect_rejected(p, kErrorInvalidDescale, {"k_descale is set with dtype = FP16", "FP8_E4M3 inputs only"});
+  p = valid_params();
+  p.descale_per_head = true;
+  expect_rejected(p, kErrorInvalidDescale, {"descale_per_head is set with dtype = FP16"});
+  p = valid_fp8_params();
+  p.v_descale = reinterpret_cast<const float*>(uintptr_t{0x7100002});
+  expect_rejected(p, kErrorInvalidDescale, {"v_descale = 0x7100002 is not aligned to 4 bytes"});
+  p = valid_fp8_params();
+  p.q_descale = p.k_descale = p.v_descale = factor;
+  FwdArgs args;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.descale_batch_stride, 0);
+  EXPECT_EQ(args.descale_head_stride, 0);
+  p.descale_per_head = true;
+  ASSERT_EQ(detail::check_arguments(p, &args), kSuccess) << last_error_message();
+  EXPECT_EQ(args.descale_batch_stride, p.num_heads_k);
+  EXPECT_EQ(args.descale_head_stride, 1);
 }
 
 TEST(ValidationHeadDim, Fp16HeadDimNotAMultipleOf8) {
@@ -1090,14 +1199,14 @@ TEST(ValidationDevice, CheckDeviceAcceptsOnlySm90) {
 
 TEST(ValidationStatus, StringsAreDistinctAndNonEmpty) {
   std::set<std::string> texts;
-  for (int code = kSuccess; code <= kErrorInvalidPaging; ++code) {
+  for (int code = kSuccess; code <= kErrorInvalidDescale; ++code) {
     const std::string text = status_string(code);
     EXPECT_FALSE(text.empty()) << "code " << code;
     EXPECT_NE(text, "unknown status") << "code " << code;
     EXPECT_TRUE(texts.insert(text).second) << "code " << code << " repeats \"" << text << "\"";
   }
   EXPECT_STREQ(status_string(-1), "unknown status");
-  EXPECT_STREQ(status_string(kErrorInvalidPaging + 1), "unknown status");
+  EXPECT_STREQ(status_string(kErrorInvalidDescale + 1), "unknown status");
 }
 
 TEST(ValidationStatus, LastErrorMessageFollowsEachFailure) {
@@ -1148,7 +1257,8 @@ TEST(ValidationTable, FindKernelFindsEveryRowAndNothingElse) {
               &kKernelTable[i]);
   }
   EXPECT_EQ(detail::find_kernel(DataType::FP16, 264), nullptr);
-  EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 128), nullptr);
+  EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 264), nullptr);
+  EXPECT_EQ(detail::find_kernel(DataType::FP8_E4M3, 128, detail::KernelVariant::kGeneral), nullptr);
 }
 
 }  // namespace

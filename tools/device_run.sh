@@ -271,8 +271,9 @@ stage_sanitize() {
                       "$decode --causal --page-size 48"
                       "$decode --no-causal --page-size 256")
   # memcheck covers every instance and run; racecheck and synccheck (slow) the first run of the bf16
-  # head dims 64/80/128/256. Each run takes ~25 s on the H100 (24 kernels to instrument).
-  local deep_dims=" 64 80 128 256 "
+  # head dims 64/80/128/256 and of every FP8 instance (its producer writes V^T with plain stores).
+  # Each run takes ~25 s on the H100 (24 kernels to instrument).
+  local deep_dims=" 64 80 128 256 " deep_dtypes=" bf16 fp8 "
   local common=(--lse --iters 1 --warmup 0 --no-check)
   local runs=0 bad=0 dtype head_dim variant tool flags
   # sanitize_one TOOL DTYPE HEAD_DIM FLAGS: one CLI run under compute-sanitizer, logged.
@@ -295,7 +296,7 @@ stage_sanitize() {
     local first=1
     for flags in "${runs_of_instance[@]}"; do
       for tool in $tools_to_run; do
-        if [ "$tool" != memcheck ] && { [ "$first" -eq 0 ] || [ "$dtype" != bf16 ] || [[ "$deep_dims" != *" $head_dim "* ]]; }; then
+        if [ "$tool" != memcheck ] && { [ "$first" -eq 0 ] || [[ "$deep_dtypes" != *" $dtype "* ]] || [[ "$deep_dims" != *" $head_dim "* ]]; }; then
           continue
         fi
         sanitize_one "$tool" "$dtype" "$head_dim" "$flags"

@@ -18,15 +18,17 @@ import sys
 #   decode   the general features on 64-row query tiles, for calls whose tiles hold at most 64
 #            query rows: decode steps (the language models' head dims 64, 128) and the vision
 #            encoder's packed windows of <= 64 tokens (head dim 80)
-# Every (dtype, head_dim) has dense and general; decode exists where listed.
+# Every 16-bit (dtype, head_dim) has dense and general; decode exists where listed. FP8 (e4m3
+# inputs, 16-bit output) has the dense variant at the head dims FP8 users run.
 DECODE_HEAD_DIMS = (64, 80, 128)
+FP8_HEAD_DIMS = (64, 128, 256)
 KERNELS = [
     (dtype, head_dim, variant)
     for dtype in ("fp16", "bf16")
     for head_dim in (64, 80, 96, 128, 192, 256)
     for variant in ("dense", "general", "decode")
     if variant != "decode" or head_dim in DECODE_HEAD_DIMS
-]
+] + [("fp8", head_dim, "dense") for head_dim in FP8_HEAD_DIMS]
 
 VARIANTS = {
     # name: the KernelVariant / sm90::Variant enumerator
@@ -39,6 +41,7 @@ DTYPES = {
     # name: (public enum, CUTLASS element type)
     "fp16": ("DataType::FP16", "cutlass::half_t"),
     "bf16": ("DataType::BF16", "cutlass::bfloat16_t"),
+    "fp8": ("DataType::FP8_E4M3", "cutlass::float_e4m3_t"),
 }
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -586,4 +586,5 @@ NB_MODULE(_flash_sm90, m) {
   m.attr("ERROR_INVALID_SPLITS") = static_cast<int>(flash::kErrorInvalidSplits);
   m.attr("ERROR_INVALID_WORKSPACE") = static_cast<int>(flash::kErrorInvalidWorkspace);
   m.attr("ERROR_INVALID_PAGING") = static_cast<int>(flash::kErrorInvalidPaging);
+  m.attr("ERROR_INVALID_DESCALE") = static_cast<int>(flash::kErrorInvalidDescale);
 }

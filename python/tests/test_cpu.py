@@ -13,8 +13,8 @@ def test_import_and_version():
 def test_status_codes():
     codes = flash_sm90.STATUS_CODES
     assert codes["SUCCESS"] == 0 == flash_sm90.SUCCESS
-    # The values of flash::Status (include/flash_api.h), 0..22, each with its own text.
-    assert sorted(codes.values()) == list(range(23))
+    # The values of flash::Status (include/flash_api.h), 0..23, each with its own text.
+    assert sorted(codes.values()) == list(range(24))
     assert flash_sm90.ERROR_UNSUPPORTED_HEAD_DIM == 5
     assert flash_sm90.ERROR_UNSUPPORTED_DEVICE == 12
     assert flash_sm90.ERROR_INVALID_WINDOW == 17
@@ -23,6 +23,7 @@ def test_status_codes():
     assert flash_sm90.ERROR_INVALID_SPLITS == 20
     assert flash_sm90.ERROR_INVALID_WORKSPACE == 21
     assert flash_sm90.ERROR_INVALID_PAGING == 22
+    assert flash_sm90.ERROR_INVALID_DESCALE == 23
     texts = [flash_sm90.status_string(c) for c in codes.values()]
     assert all(isinstance(t, str) and t for t in texts)
     assert len(set(texts)) == len(texts)

@@ -15,8 +15,14 @@ Status prepare(const FlashAttentionParams& params, bool workspace_given, detail:
                detail::LaunchPlan* plan) {
   if (Status s = detail::check_arguments(params, args); s != kSuccess) return s;
   if (Status s = detail::check_device(args); s != kSuccess) return s;
-  // check_arguments has already rejected every (dtype, head_dim) without a table row.
+  // check_arguments has already rejected every (dtype, head_dim) without a table row, and every
+  // general-variant feature for a dtype without general kernels (FP8): such calls run as planned
+  // by default, unpacked and unsplit.
   const detail::KernelEntry* general = detail::find_kernel(params.dtype, params.head_dim, detail::KernelVariant::kGeneral);
+  if (general == nullptr) {
+    *plan = detail::LaunchPlan{};
+    return kSuccess;
+  }
   return detail::plan_launch(*args, general->tiles(), workspace_given, plan);
 }
 
@@ -26,6 +32,7 @@ Status prepare(const FlashAttentionParams& params, bool workspace_given, detail:
 const detail::KernelEntry* choose_kernel(const detail::FwdArgs& args) {
   const detail::KernelEntry* general = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kGeneral);
   const detail::KernelEntry* decode = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDecode);
+  if (general == nullptr) return detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDense);
   const int64_t rows = int64_t{args.seqlen_q} * (args.pack_gqa ? args.num_heads / args.num_heads_k : 1);
   if (decode != nullptr && decode->head_dim == general->head_dim && rows <= decode->tiles().block_m) return decode;
   return detail::needs_general_kernel(args) ? general

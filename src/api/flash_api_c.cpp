@@ -37,6 +37,7 @@ static_assert(FLASH_C_ERROR_INVALID_VARLEN == flash::kErrorInvalidVarlen);
 static_assert(FLASH_C_ERROR_INVALID_SPLITS == flash::kErrorInvalidSplits);
 static_assert(FLASH_C_ERROR_INVALID_WORKSPACE == flash::kErrorInvalidWorkspace);
 static_assert(FLASH_C_ERROR_INVALID_PAGING == flash::kErrorInvalidPaging);
+static_assert(FLASH_C_ERROR_INVALID_DESCALE == flash::kErrorInvalidDescale);
 static_assert(FLASH_C_MAX_SPLITS == flash::kMaxSplits);
 static_assert(FLASH_C_DTYPE_FP16 == static_cast<int>(flash::DataType::FP16));
 static_assert(FLASH_C_DTYPE_BF16 == static_cast<int>(flash::DataType::BF16));

@@ -28,6 +28,7 @@ struct FwdArgs {
   int num_heads_k = 0;
   int head_dim = 0;
   DataType dtype = DataType::FP16;
+  DataType out_dtype = DataType::FP16;   // resolved: never AUTO
   bool is_causal = false;
   float softmax_scale = 0.0f;       // > 0
   // What the kernel multiplies raw scores by before exp2: softmax_scale * log2(e), or with a
@@ -55,6 +56,13 @@ struct FwdArgs {
   int requested_splits = 0;         // FlashAttentionParams::num_splits (0: automatic)
   void* workspace = nullptr;        // the caller's, workspace_bytes long (or null)
   size_t workspace_bytes = 0;
+  // FP8 descale factors (device fp32, null = 1): factor of (batch b, KV head h) at
+  // ptr[b * descale_batch_stride + h * descale_head_stride] (both 0 for one factor per tensor).
+  const float* q_descale = nullptr;
+  const float* k_descale = nullptr;
+  const float* v_descale = nullptr;
+  int64_t descale_batch_stride = 0;
+  int64_t descale_head_stride = 0;
   int device = 0;
   int num_sms = 0;   // multiprocessors of `device`: the persistent grid's size
 

@@ -49,6 +49,7 @@ const char* status_string(int status) {
     case kErrorInvalidSplits: return "invalid num_splits";
     case kErrorInvalidWorkspace: return "missing or too small workspace";
     case kErrorInvalidPaging: return "invalid paged KV cache arguments";
+    case kErrorInvalidDescale: return "invalid FP8 descale factors";
     default: return "unknown status";
   }
 }

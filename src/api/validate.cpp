@@ -34,8 +34,7 @@ constexpr uint64_t kMaxStrideBytes = uint64_t{1} << 40;
 constexpr int kMaxHeadDim = 256;
 // Sequence lengths and packed row counts stay below 2^30 (see check_sizes).
 constexpr int kMaxTokens = (1 << 30) - 1;
-// Head dims are multiples of 8 elements: 16 bytes for 16-bit types, the TMA row alignment.
-constexpr int kHeadDimGranularity = 8;
+// Head dims are whole 16-byte units (the TMA row alignment): 8 elements of 16 bits, 16 of FP8.
 constexpr int kMajorSm90 = 9;
 constexpr int kMinorSm90 = 0;
 // Position of out in the q, k, v, out tensor list; the inputs come before it.
@@ -52,6 +51,7 @@ const char* dtype_name(DataType dtype) {
     case DataType::FP16: return "FP16";
     case DataType::BF16: return "BF16";
     case DataType::FP8_E4M3: return "FP8_E4M3";
+    case DataType::AUTO: return "AUTO";
   }
   return nullptr;
 }
@@ -114,6 +114,7 @@ struct TensorSpec {
   const char* seqlen_name;   // "seqlen_q", "seqlen_k", "total_q", "total_k" or "page_size"
   int heads;
   const char* heads_name;    // "num_heads" or "num_heads_k"
+  int64_t elem_bytes;        // 1 (FP8) or 2
   TensorStrides given;       // as passed: 0 selects the contiguous default
   TensorStrides* resolved;   // where the resolved strides go
 };
@@ -166,6 +167,10 @@ Status check_head_ratio(const FlashAttentionParams& p) {
 
 Status check_dtype(DataType dtype) {
   const char* name = dtype_name(dtype);
+  if (dtype == DataType::AUTO) {
+    return fail(kErrorUnsupportedDtype, "dtype = AUTO is only an out_dtype value; dtype names the inputs' type (supported: " +
+                                            supported_dtypes_text() + ")");
+  }
   if (name == nullptr) {
     return fail(kErrorUnsupportedDtype, "dtype = " + std::to_string(static_cast<int>(dtype)) +
                                             " is not a DataType value; supported dtypes: " + supported_dtypes_text());
@@ -178,12 +183,14 @@ Status check_dtype(DataType dtype) {
 }
 
 // A head dim runs on the narrowest kernel at least as wide: the kernel's loads zero-fill the extra
-// columns and its stores clip them. It must be a multiple of 8 so that rows stay 16-byte aligned.
+// columns and its stores clip them. Rows must stay 16-byte aligned: a multiple of 8 elements of 16
+// bits, of 16 in FP8.
 Status check_head_dim(DataType dtype, int head_dim) {
-  if (head_dim % kHeadDimGranularity == 0 && find_kernel(dtype, head_dim) != nullptr) return kSuccess;
+  const int granularity = static_cast<int>(kTensorAlignBytes / element_bytes(dtype));
+  if (head_dim % granularity == 0 && find_kernel(dtype, head_dim) != nullptr) return kSuccess;
   return fail(kErrorUnsupportedHeadDim, "head_dim = " + std::to_string(head_dim) + " is not supported for " +
                                             dtype_name(dtype) + "; supported: a multiple of " +
-                                            std::to_string(kHeadDimGranularity) + " up to the widest kernel (kernels: " +
+                                            std::to_string(granularity) + " up to the widest kernel (kernels: " +
                                             supported_head_dims_text(dtype) + "; narrower head dims run padded on the next wider one)");
 }
 
@@ -368,9 +375,81 @@ Status check_splits(const FlashAttentionParams& p) {
   return kSuccess;
 }
 
+// The output dtype: AUTO resolves to the input dtype (BF16 for FP8 inputs); FP8 inputs may ask
+// for FP16 or BF16, 16-bit inputs only for their own dtype.
+Status resolve_out_dtype(const FlashAttentionParams& p, FwdArgs* args) {
+  const bool fp8 = p.dtype == DataType::FP8_E4M3;
+  if (p.out_dtype == DataType::AUTO) {
+    args->out_dtype = fp8 ? DataType::BF16 : p.dtype;
+    return kSuccess;
+  }
+  const char* name = dtype_name(p.out_dtype);
+  const bool allowed = fp8 ? (p.out_dtype == DataType::FP16 || p.out_dtype == DataType::BF16) : p.out_dtype == p.dtype;
+  if (name == nullptr || !allowed) {
+    const std::string given = name != nullptr ? name : std::to_string(static_cast<int>(p.out_dtype));
+    return fail(kErrorUnsupportedDtype, "out_dtype = " + given + " is not supported for dtype = " + dtype_name(p.dtype) +
+                                            (fp8 ? "; supported: AUTO (BF16), BF16 or FP16"
+                                                 : "; supported: AUTO or " + std::string(dtype_name(p.dtype))));
+  }
+  args->out_dtype = p.out_dtype;
+  return kSuccess;
+}
+
+// FP8 runs on one kernel variant: dense batches, no mask or a right window (causal). Each feature
+// of the general variant is named when it is asked for with FP8 inputs. A workspace is accepted
+// (a serving engine may pass one to every call); FP8 calls never split.
+Status check_fp8_features(const FlashAttentionParams& p) {
+  if (p.dtype != DataType::FP8_E4M3) return kSuccess;
+  const std::array<std::pair<const char*, bool>, 6> features = {{
+      {"cu_seqlens_q/cu_seqlens_k (variable-length batches)", p.cu_seqlens_q != nullptr || p.cu_seqlens_k != nullptr},
+      {"seqused_k", p.seqused_k != nullptr},
+      {"window_size_left >= 0 (a left window)", p.window_size_left >= 0},
+      {"softcap > 0", p.softcap != 0.0f},
+      {"page_table (a paged KV cache)", p.page_table != nullptr},
+      {"num_splits > 1 (split keys)", p.num_splits > 1},
+  }};
+  for (const auto& [feature, asked] : features) {
+    if (asked) {
+      return fail(kErrorUnsupportedDtype, std::string("dtype = FP8_E4M3 does not support ") + feature +
+                                              "; FP8 supports dense batches with no mask, causal or a right window "
+                                              "(FP16 and BF16 support the rest)");
+    }
+  }
+  return kSuccess;
+}
+
+// Descale factors: FP8 only, fp32 (4-byte aligned); with descale_per_head one per (batch entry,
+// KV head), else one per tensor.
+Status resolve_descale(const FlashAttentionParams& p, FwdArgs* args) {
+  const std::array<std::pair<const char*, const float*>, 3> factors = {
+      {{"q_descale", p.q_descale}, {"k_descale", p.k_descale}, {"v_descale", p.v_descale}}};
+  for (const auto& [name, ptr] : factors) {
+    if (ptr == nullptr) continue;
+    if (p.dtype != DataType::FP8_E4M3) {
+      return fail(kErrorInvalidDescale, std::string(name) + " is set with dtype = " + dtype_name(p.dtype) +
+                                            "; descale factors apply to FP8_E4M3 inputs only");
+    }
+    const auto address = reinterpret_cast<uintptr_t>(ptr);
+    if (address % sizeof(float) != 0) {
+      return fail(kErrorInvalidDescale, std::string(name) + " = " + hex(address) + " is not aligned to 4 bytes (fp32)");
+    }
+  }
+  if (p.descale_per_head && p.dtype != DataType::FP8_E4M3) {
+    return fail(kErrorInvalidDescale, std::string("descale_per_head is set with dtype = ") + dtype_name(p.dtype) +
+                                          "; descale factors apply to FP8_E4M3 inputs only");
+  }
+  args->q_descale = p.q_descale;
+  args->k_descale = p.k_descale;
+  args->v_descale = p.v_descale;
+  args->descale_batch_stride = p.descale_per_head ? p.num_heads_k : 0;
+  args->descale_head_stride = p.descale_per_head ? 1 : 0;
+  return kSuccess;
+}
+
 // Fills the zero strides with their contiguous defaults, then requires every stride to be
 // non-negative and a whole number of 16-byte units.
-Status resolve_strides(const TensorSpec& t, int head_dim, int64_t elem_bytes) {
+Status resolve_strides(const TensorSpec& t, int head_dim) {
+  const int64_t elem_bytes = t.elem_bytes;
   const std::string prefix = t.name;
   const int64_t row_default = int64_t{t.heads} * head_dim;  // < 2^62: cannot overflow
   int64_t batch_default = 0;   // packed tensors have no batch dimension
@@ -449,7 +528,8 @@ Status make_range(const char* name, const void* ptr, int64_t bytes, ByteRange* r
 }
 
 // Strides must fit a TMA descriptor and the last element's offset must fit int64.
-Status check_tensor_range(const TensorSpec& t, int head_dim, int64_t elem_bytes, ByteRange* range) {
+Status check_tensor_range(const TensorSpec& t, int head_dim, ByteRange* range) {
+  const int64_t elem_bytes = t.elem_bytes;
   const TensorStrides& s = *t.resolved;
   const int batch = t.batch;
   const std::array<std::pair<const char*, int64_t>, 3> strides = {
@@ -588,14 +668,17 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   const int batch_q = packed ? 1 : p.batch_size;
   const int batch_k = paged ? p.num_pages : batch_q;
   const char* batch_k_name = paged ? "num_pages" : "batch_size";
+  const int64_t in_bytes = element_bytes(p.dtype);
+  // FP8 inputs write a 16-bit out; the dtype checks run before any stride is used.
+  const int64_t out_bytes = p.dtype == DataType::FP8_E4M3 ? 2 : in_bytes;
   const std::array<TensorSpec, 4> tensors = {{
-      {"q", p.q, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads",
+      {"q", p.q, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads", in_bytes,
        {p.q_batch_stride, p.q_row_stride, p.q_head_stride}, &r.q_strides},
-      {"k", p.k, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
+      {"k", p.k, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k", in_bytes,
        {p.k_batch_stride, p.k_row_stride, p.k_head_stride}, &r.k_strides},
-      {"v", p.v, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k",
+      {"v", p.v, packed, batch_k, batch_k_name, rows_k, rows_k_name, p.num_heads_k, "num_heads_k", in_bytes,
        {p.v_batch_stride, p.v_row_stride, p.v_head_stride}, &r.v_strides},
-      {"out", p.out, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads",
+      {"out", p.out, packed, batch_q, "batch_size", rows_q, rows_q_name, p.num_heads, "num_heads", out_bytes,
        {p.out_batch_stride, p.out_row_stride, p.out_head_stride}, &r.out_strides},
   }};
 
@@ -604,6 +687,9 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   if (Status s = check_head_ratio(p); s != kSuccess) return s;
   if (Status s = check_dtype(p.dtype); s != kSuccess) return s;
   if (Status s = check_head_dim(p.dtype, p.head_dim); s != kSuccess) return s;
+  if (Status s = resolve_out_dtype(p, &r); s != kSuccess) return s;
+  if (Status s = check_fp8_features(p); s != kSuccess) return s;
+  if (Status s = resolve_descale(p, &r); s != kSuccess) return s;
   if (Status s = resolve_scale(p, &r); s != kSuccess) return s;
   if (Status s = resolve_softcap(p, &r); s != kSuccess) return s;
   if (Status s = resolve_window(p, &r); s != kSuccess) return s;
@@ -611,9 +697,8 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   if (Status s = check_varlen(p); s != kSuccess) return s;
   if (Status s = check_paging(p); s != kSuccess) return s;
   if (Status s = check_splits(p); s != kSuccess) return s;
-  const int64_t elem_bytes = element_bytes(p.dtype);
   for (const TensorSpec& t : tensors) {
-    if (Status s = resolve_strides(t, p.head_dim, elem_bytes); s != kSuccess) return s;
+    if (Status s = resolve_strides(t, p.head_dim); s != kSuccess) return s;
   }
   if (Status s = check_alignment(tensors, p); s != kSuccess) return s;
 
@@ -624,7 +709,7 @@ Status check_arguments(const FlashAttentionParams& p, FwdArgs* args) {
   // ranges[i] belongs to tensors[i]: q, k, v, then out.
   std::array<ByteRange, 4> ranges{};
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (Status s = check_tensor_range(tensors[i], p.head_dim, elem_bytes, &ranges[i]); s != kSuccess) {
+    if (Status s = check_tensor_range(tensors[i], p.head_dim, &ranges[i]); s != kSuccess) {
       return s;
     }
   }

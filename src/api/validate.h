@@ -26,9 +26,9 @@ Status fail(Status status, const std::string& message);
 void clear_last_error();
 
 // The kernel-table row that runs (dtype, head_dim) in `variant`: the narrowest kernel of that dtype
-// and variant at least head_dim wide, or null. Every (dtype, head_dim) has the dense and general
-// variants (tools/generate_kernels.py), so the dense answer decides support; decode kernels exist
-// for some head dims only.
+// and variant at least head_dim wide, or null. Every (dtype, head_dim) has the dense variant
+// (tools/generate_kernels.py), so the dense answer decides support; FP16 and BF16 also have the
+// general one everywhere, decode kernels exist for some head dims only, FP8 has dense kernels only.
 const KernelEntry* find_kernel(DataType dtype, int head_dim, KernelVariant variant = KernelVariant::kDense);
 
 }  // namespace flash::detail

@@ -30,5 +30,8 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_bf16_hdim192_general_sm90.cu
   src/instances/fwd_bf16_hdim256_dense_sm90.cu
   src/instances/fwd_bf16_hdim256_general_sm90.cu
+  src/instances/fwd_fp8_hdim64_dense_sm90.cu
+  src/instances/fwd_fp8_hdim128_dense_sm90.cu
+  src/instances/fwd_fp8_hdim256_dense_sm90.cu
   src/instances/kernel_table.cpp
 )

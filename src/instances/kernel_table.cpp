@@ -63,6 +63,12 @@ Status run_fwd_bf16_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream)
 KernelTiles tiles_fwd_bf16_hdim256_dense_sm90();
 Status run_fwd_bf16_hdim256_general_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim256_general_sm90();
+Status run_fwd_fp8_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp8_hdim64_dense_sm90();
+Status run_fwd_fp8_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp8_hdim128_dense_sm90();
+Status run_fwd_fp8_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp8_hdim256_dense_sm90();
 
 const KernelEntry kKernelTable[] = {
     {DataType::FP16, 64, KernelVariant::kDense, &run_fwd_fp16_hdim64_dense_sm90, &tiles_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
@@ -95,8 +101,11 @@ const KernelEntry kKernelTable[] = {
     {DataType::BF16, 192, KernelVariant::kGeneral, &run_fwd_bf16_hdim192_general_sm90, &tiles_fwd_bf16_hdim192_general_sm90, "bf16_hdim192_general_sm90"},
     {DataType::BF16, 256, KernelVariant::kDense, &run_fwd_bf16_hdim256_dense_sm90, &tiles_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
     {DataType::BF16, 256, KernelVariant::kGeneral, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
+    {DataType::FP8_E4M3, 64, KernelVariant::kDense, &run_fwd_fp8_hdim64_dense_sm90, &tiles_fwd_fp8_hdim64_dense_sm90, "fp8_hdim64_dense_sm90"},
+    {DataType::FP8_E4M3, 128, KernelVariant::kDense, &run_fwd_fp8_hdim128_dense_sm90, &tiles_fwd_fp8_hdim128_dense_sm90, "fp8_hdim128_dense_sm90"},
+    {DataType::FP8_E4M3, 256, KernelVariant::kDense, &run_fwd_fp8_hdim256_dense_sm90, &tiles_fwd_fp8_hdim256_dense_sm90, "fp8_hdim256_dense_sm90"},
 };
 
-const int kNumKernels = 30;
+const int kNumKernels = 33;
 
 }  // namespace flash::detail

@@ -7,7 +7,7 @@
 // a TMA store cannot leave out, and with GQA packing a tile's rows belong to several heads: there
 // the consumer threads copy the staged tile row by row instead. A split tile (split-KV) writes its
 // O, normalised by its own row sums, and its LSE in fp32 straight from registers to the workspace,
-// where the combine kernel merges the splits.
+// where the combine kernel merges the splits. FP8 inputs write O in BF16 or FP16 (out_fp16).
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -24,7 +24,7 @@ namespace flash::sm90 {
 
 template <class Traits>
 struct EpilogueFwdSm90 {
-  using Element = typename Traits::Element;
+  using Element = typename Traits::ElementOut;   // O's type (FP8 inputs: BF16, or FP16 by out_fp16)
   using TileShapePV = typename Traits::TileShapePV;
   using SmemLayoutO = typename Traits::SmemLayoutO;
   using TiledMmaPV = typename Traits::TiledMmaPV;
@@ -43,6 +43,7 @@ struct EpilogueFwdSm90 {
     int64_t out_row_stride;
     int64_t out_head_stride;
     int head_dim;
+    bool out_fp16;             // FP8 inputs: O in FP16 (else BF16)
     bool packed;
     bool pack_gqa;             // tile row r: query r / head_ratio of head tile.head * head_ratio + r % head_ratio
     int head_ratio;
@@ -75,6 +76,7 @@ struct EpilogueFwdSm90 {
             args.out_strides.row,
             args.out_strides.head,
             args.head_dim,
+            args.out_dtype == DataType::FP16,
             seqlens.packed(),
             args.pack_gqa,
             args.num_heads / args.num_heads_k,
@@ -127,7 +129,16 @@ struct EpilogueFwdSm90 {
       }
     }
     Tensor tOrO_out = make_tensor<Element>(tOrO.layout());
-    convert_fragment(tOrO, tOrO_out);
+    if constexpr (Traits::kFp8) {
+      if (p.out_fp16) {   // the same 16-bit registers, filled with FP16
+        Tensor half = make_tensor(make_rmem_ptr<cutlass::half_t>(raw_pointer_cast(tOrO_out.data())), tOrO_out.layout());
+        convert_fragment(tOrO, half);
+      } else {
+        convert_fragment(tOrO, tOrO_out);
+      }
+    } else {
+      convert_fragment(tOrO, tOrO_out);
+    }
 
     if constexpr (Traits::kSeparateO) {
       // The last tile's store must have read the O buffer before it is rewritten.

@@ -1,5 +1,5 @@
-// The SM90 forward kernel, persistent: a producer warpgroup that loads and consumer warpgroups
-// that compute and store, both walking the scheduler's tiles. Everything else lives in the
+// The SM90 forward kernel, persistent: a producer warpgroup that loads (and, for FP8, transposes
+// V) and consumer warpgroups that compute and store, all walking the scheduler's tiles. Everything else lives in the
 // mainloop, epilogue and scheduler it is built from.
 #pragma once
 
@@ -24,6 +24,7 @@ struct FwdKernelSm90 {
   using Scheduler = Scheduler_;
   using Pipeline = typename Traits::Pipeline;
   using PipelineState = typename Traits::PipelineState;
+  using PipelineVt = typename Traits::PipelineVt;
   using SharedStorage = typename Traits::SharedStorage;
   static constexpr int kNumThreads = Traits::kNumThreads;
   static constexpr int kSharedStorageBytes = Traits::kSharedStorageBytes;
@@ -88,7 +89,22 @@ struct FwdKernelSm90 {
     pipeline_params.is_leader = threadIdx.x % Traits::kThreadsPerWarpGroup == 0;
     pipeline_params.num_consumers = Traits::kNumMmaThreads;
     Pipeline pipeline_k(storage.pipeline_k, pipeline_params, Shape<_1, _1, _1>{});
+    // FP8: V's ring feeds the transposing producer warps, whose V^T ring feeds the consumers.
+    bool const transposer = Traits::kFp8 && warp_group == int(WarpGroupRole::kProducer) && warp > 0;
+    if constexpr (Traits::kFp8) {
+      pipeline_params.num_consumers = Traits::kNumTransposeThreads;
+      pipeline_params.role = warp == 0    ? Pipeline::ThreadCategory::Producer
+                             : transposer ? Pipeline::ThreadCategory::Consumer
+                                          : Pipeline::ThreadCategory::NonParticipant;
+    }
     Pipeline pipeline_v(storage.pipeline_v, pipeline_params, Shape<_1, _1, _1>{});
+    typename PipelineVt::Params vt_params;
+    vt_params.role = transposer ? PipelineVt::ThreadCategory::Producer
+                     : warp_group == int(WarpGroupRole::kProducer) ? PipelineVt::ThreadCategory::NonParticipant
+                                                                   : PipelineVt::ThreadCategory::Consumer;
+    vt_params.producer_arv_count = Traits::kFp8 ? Traits::kNumTransposeThreads : 1;
+    vt_params.consumer_arv_count = Traits::kNumMmaThreads;
+    PipelineVt pipeline_vt(storage.pipeline_vt, vt_params);   // used by FP8 only
     cutlass::arch::fence_barrier_init();
     __syncthreads();
 
@@ -118,6 +134,17 @@ struct FwdKernelSm90 {
         }
         pipeline_k.producer_tail(state);
         pipeline_v.producer_tail(state);
+      } else if (transposer) {   // FP8: V^T of every key block, in the loads' order
+        PipelineState state_v;
+        PipelineState state_vt = cutlass::make_producer_start_state<PipelineVt>();
+        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+          TileCoord const tile = coord(params, t);
+          SeqLenInfo const seq = seq_info(params, tile.batch);
+          if (!has_rows(params, tile, seq)) continue;
+          auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
+          Mainloop::transpose_v(pipeline_v, state_v, pipeline_vt, state_vt, storage, threadIdx.x - 32, range.begin,
+                                range.end);
+        }
       } else if (pack_gqa && warp == 1) {   // GQA packing: this warp loads Q, tile by tile
         int iteration = 0;
         for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
@@ -145,18 +172,29 @@ struct FwdKernelSm90 {
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
-        OnlineSoftmax<kRows> softmax;
+        OnlineSoftmax<kRows, Traits::kFp8 ? 8 : 0> softmax;
+        float const scale_log2 = Mainloop::score_scale_log2(params.mainloop, tile);
         storage.barrier_q.wait(iteration & 1);
         if (n_begin < n_end) {
-          Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, seq,
-                        n_begin, n_end);
+          if constexpr (Traits::kFp8) {
+            Mainloop::mma(params.mainloop, pipeline_k, pipeline_vt, state, tOrO, softmax, thread_idx, storage, tile, seq,
+                          n_begin, n_end, scale_log2);
+          } else {
+            Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, seq,
+                          n_begin, n_end, scale_log2);
+          }
         } else {
           clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
         }
         if constexpr (Traits::kSeparateO) storage.barrier_q_free.arrive();   // done with Q
         float o_scale[kRows];
         float lse[kRows];
-        softmax.finalize(params.mainloop.scale_log2, o_scale, lse);
+        softmax.finalize(scale_log2, o_scale, lse);
+        if constexpr (Traits::kFp8) {
+          float const v_scale = Mainloop::output_scale(params.mainloop, tile);
+          CUTE_UNROLL
+          for (int r = 0; r < kRows; ++r) o_scale[r] *= v_scale;
+        }
         // The entry's lengths are read again rather than kept in registers through the mainloop.
         Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile, seq_info(params, tile.batch),
                         tensor_batch(params, tile.batch));

@@ -16,6 +16,9 @@
 // never stored (queries). Where those key rows may hold anything (seqused_k, paged caches: not
 // NaN-free, and P = 0 times NaN is NaN), the consumers zero V's rows past the last key.
 // Split keys: a tile's key blocks are cut into num_splits consecutive ranges, one per CTA.
+// FP8: three producer warps transpose each V block into V^T (FP8 wgmma reads its B operand
+// K-major only) and hand it to the consumers through a second ring; P is quantised to e4m3 with
+// its keys relabelled so that each thread packs its own accumulator registers (fp8_key_of_slot).
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -39,6 +42,7 @@ struct MainloopFwdSm90 {
   using SmemLayoutQ = typename Traits::SmemLayoutQ;
   using SmemLayoutKV = typename Traits::SmemLayoutKV;
   using SmemLayoutVt = typename Traits::SmemLayoutVt;
+  using PipelineVt = typename Traits::PipelineVt;
   using TiledMmaQK = typename Traits::TiledMmaQK;
   using TiledMmaPV = typename Traits::TiledMmaPV;
   using Pipeline = typename Traits::Pipeline;
@@ -99,6 +103,12 @@ struct MainloopFwdSm90 {
     int page_size;
     int num_pages;
     bool zero_kv_tail;     // key rows past an entry's length may hold anything (seqused_k, paged)
+    // FP8 descale factors (null = 1) of (batch b, KV head h): ptr[b * batch_stride + h * head_stride].
+    float const* q_descale;
+    float const* k_descale;
+    float const* v_descale;
+    int64_t descale_batch_stride;
+    int64_t descale_head_stride;
   };
 
   // The rows of a tile, key blocks [begin, end).
@@ -172,7 +182,12 @@ struct MainloopFwdSm90 {
              args.page_table_stride,
              args.page_size,
              args.num_pages,
-             paged || args.seqused_k != nullptr};
+             paged || args.seqused_k != nullptr,
+             args.q_descale,
+             args.k_descale,
+             args.v_descale,
+             args.descale_batch_stride,
+             args.descale_head_stride};
     int const box_rows = paged ? paged_box_rows(args.page_size) : kBlockN;
     if (box_rows == kPageHalf) {
       p.tma_k_half = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
@@ -193,6 +208,21 @@ struct MainloopFwdSm90 {
     cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
   }
+
+  // FP8 descale factor of a tile's (batch entry, KV head); 1 without factors.
+  CUTE_DEVICE static float descale(Params const& p, float const* factors, TileCoord const& tile) {
+    if constexpr (!Traits::kFp8) return 1.0f;
+    if (factors == nullptr) return 1.0f;
+    return factors[tile.batch * p.descale_batch_stride + kv_head(p, tile) * p.descale_head_stride];
+  }
+  // What raw scores are multiplied by before exp2: softmax_scale * log2(e), times the q and k
+  // descale factors for FP8.
+  CUTE_DEVICE static float score_scale_log2(Params const& p, TileCoord const& tile) {
+    if constexpr (!Traits::kFp8) return p.scale_log2;
+    return p.scale_log2 * descale(p, p.q_descale, tile) * descale(p, p.k_descale, tile);
+  }
+  // What O is multiplied by besides 1 / row sum: the v descale factor for FP8.
+  CUTE_DEVICE static float output_scale(Params const& p, TileCoord const& tile) { return descale(p, p.v_descale, tile); }
 
   // Tile rows of an entry: its queries, times the group size with GQA packing.
   CUTE_DEVICE static int tile_rows(Params const& p, SeqLenInfo const& seq) { return make_mask(p, seq).rows(); }
@@ -373,13 +403,14 @@ struct MainloopFwdSm90 {
 
   // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
   // Requires n_begin < n_end and Q in shared memory.
-  template <class FragO, class Softmax>
-  CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
+  // pipeline_v: V's ring (16-bit) or V^T's (FP8). scale_log2: score_scale_log2 of the tile.
+  template <class FragO, class Softmax, class PipelineV>
+  CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, PipelineV& pipeline_v, PipelineState& state,
                               FragO& tOrO, Softmax& softmax, int thread_idx, SharedStorage& storage, TileCoord tile,
-                              SeqLenInfo const& seq, int n_begin, int n_end) {
+                              SeqLenInfo const& seq, int n_begin, int n_end, float scale_log2) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});
-    Tensor sVt = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutVt{});   // (d, N, stage)
+    Tensor sVt = make_tensor(make_smem_ptr(Traits::kFp8 ? storage.vt.data() : storage.v.data()), SmemLayoutVt{});   // (d, N, stage)
 
     TiledMmaQK mma_qk;
     TiledMmaPV mma_pv;
@@ -391,7 +422,21 @@ struct MainloopFwdSm90 {
     Tensor tSrS = partition_fragment_C(mma_qk, select<0, 1>(TileShapeQK{}));            // (MMA, MMA_M, MMA_N)
     Tensor tScS = thr_qk.partition_C(make_identity_tensor(select<0, 1>(TileShapeQK{})));  // (row, col) of each score
     Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
-    Tensor tOrP = make_tensor<Element>(acc_as_a_operand_layout(tSrS.layout()));
+    auto make_p = [&] {
+      if constexpr (Traits::kFp8) {
+        return make_tensor<Element>(fp8_a_operand_shape(tSrS.layout()));
+      } else {
+        return make_tensor<Element>(acc_as_a_operand_layout(tSrS.layout()));
+      }
+    };
+    Tensor tOrP = make_p();
+    auto convert_p = [&] {
+      if constexpr (Traits::kFp8) {
+        convert_p_fp8(tSrS, tOrP);
+      } else {
+        convert_fragment(tSrS, tOrP);
+      }
+    };
     constexpr int kRows = decltype(size<0>(scores))::value;
     float o_scale[kRows];
 
@@ -408,7 +453,7 @@ struct MainloopFwdSm90 {
       if (n_block >= first_right_masked || n_block < left_masked_end) {
         make_mask(p, seq).apply(tSrS, tScS, tile.m_block, n_block);
       }
-      softmax.update(scores, p.scale_log2, o_scale);
+      softmax.update(scores, scale_log2, o_scale);
     };
 
     // The last warpgroup gives the first one the first turn.
@@ -425,7 +470,7 @@ struct MainloopFwdSm90 {
     pipeline_k.consumer_release(state);
     ++state;
     softmax_step(n_block);
-    convert_fragment(tSrS, tOrP);
+    convert_p();
     // The first block processed is the last one the tile sees: where it reaches past the entry's
     // keys and those rows may hold anything, their V rows become 0 before any P V reads them.
     if constexpr (Traits::kGeneral) {
@@ -453,7 +498,7 @@ struct MainloopFwdSm90 {
       warpgroup_fence_operand(tOrP);
       pipeline_v.consumer_release(state_v);
       scale_rows(tOrO, o_scale);
-      convert_fragment(tSrS, tOrP);
+      convert_p();
       state_v = state;
       ++state;
     }
@@ -468,6 +513,111 @@ struct MainloopFwdSm90 {
     // Take back the turn the last warpgroup passed last, so every arrival has been waited for.
     if (warp_group == 0) scheduler_wait(warp_group);
   }
+
+  // FP8, producer warps 1..3 (t = 0..95): V^T of blocks n_end-1 down to n_begin, in the consumers'
+  // order, from V's ring (whose consumers these threads are) into V^T's (whose producers they are).
+  CUTE_DEVICE static void transpose_v(Pipeline& pipeline_v, PipelineState& state_v, PipelineVt& pipeline_vt,
+                                      PipelineState& state_vt, SharedStorage& storage, int t, int n_begin, int n_end) {
+    VtTransposer const transposer(storage, t);
+    for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
+      pipeline_v.consumer_wait(state_v);
+      pipeline_vt.producer_acquire(state_vt);
+      transposer.run(state_v.index(), state_vt.index());
+      cutlass::arch::fence_view_async_shared();   // generic-proxy stores, read by wgmma
+      pipeline_vt.producer_commit(state_vt);
+      pipeline_v.consumer_release(state_v);
+      ++state_v;
+      ++state_vt;
+    }
+  }
+
+  // One thread's part of V^T(d, slot) = V(fp8_key_of_slot(slot), d) for a block. A step moves 4 x 4
+  // bytes: 4 consecutive d of 4 keys (one 32-bit load each), transposed with byte permutes into 4
+  // consecutive slots of 4 rows of V^T (one 32-bit store each). A warp's 32 lanes cover 8 slot
+  // groups (lane bits 0-2) x 4 d groups (bits 3-4); its steps walk 32-slot x 16-d sub-blocks. Each
+  // thread visits its 4 keys and 4 rows in an order that XORs the step with lane bits: with both
+  // swizzled layouts every load and store is then free of bank conflicts (checked by enumerating
+  // the addresses for 64-, 128- and 256-wide rows); the permutes' selectors, set once, undo it.
+  // Addresses: a lane's coordinates and a sub-block's origin occupy disjoint offset bits in these
+  // layouts (the lane's below the sub-block's; the swizzle reads row bits the origin leaves 0), so
+  // offset(lane + origin) = offset(lane) ^ offset(origin): 8 lane offsets are computed once.
+  struct VtTransposer {
+    static constexpr int kSlotBlocks = kBlockN / 32;                 // 32-slot sub-blocks per row
+    static constexpr int kSteps = kSlotBlocks * (kHeadDim / 16);    // sub-blocks of 32 slots x 16 d
+    static constexpr int kWarps = Traits::kNumTransposeThreads / 32;
+    uint32_t v_base;
+    uint32_t vt_base;
+    int load_offset[4];    // key rows of this lane, step order
+    int store_offset[4];   // V^T rows of this lane, step order
+    uint32_t first, second, even, odd;   // byte-permute selectors
+    int warp;
+
+    CUTE_DEVICE VtTransposer(SharedStorage& storage, int t) {
+      int const lane = t % 32;
+      warp = t / 32;
+      v_base = cute::cast_smem_ptr_to_uint(storage.v.data());
+      vt_base = cute::cast_smem_ptr_to_uint(storage.vt.data());
+      int const load_xor = (lane >> 2) & 1;
+      int const store_xor = (kBlockN == 64 ? (lane >> 2) & 1 : 0) | (((lane >> 4) & 1) << 1);
+      int const slot = 4 * (lane & 7);
+      int const d = 4 * (lane >> 3);
+      CUTE_UNROLL
+      for (int s = 0; s < 4; ++s) {
+        load_offset[s] = SmemLayoutKV{}(fp8_key_of_slot(slot + (s ^ load_xor)), d, 0);
+        store_offset[s] = SmemLayoutVt{}(d + (s ^ store_xor), slot, 0);
+      }
+      // Level 1 pairs keys (0, 1) and (2, 3), bytes (d 0, 1) or (2, 3) as store_xor bit 1 says (and
+      // undoes load_xor's swap of the keys); level 2 picks d 0 or 1 of a pair as its bit 0 says.
+      uint32_t const pair_lo = load_xor ? 0x1504u : 0x5140u;
+      uint32_t const pair_hi = load_xor ? 0x3726u : 0x7362u;
+      first = (store_xor & 2) ? pair_hi : pair_lo;
+      second = (store_xor & 2) ? pair_lo : pair_hi;
+      even = (store_xor & 1) ? 0x7632u : 0x5410u;
+      odd = (store_xor & 1) ? 0x5410u : 0x7632u;
+    }
+
+    CUTE_DEVICE void run(int stage_v, int stage_vt) const {
+      uint32_t const v = v_base + SmemLayoutKV{}(0, 0, stage_v);
+      uint32_t const vt = vt_base + SmemLayoutVt{}(0, 0, stage_vt);
+      // Two steps at a time: their eight loads are in flight together (the accesses are volatile
+      // asm, which keeps them in program order, after the pipeline wait and before its release).
+#pragma unroll 1
+      for (int step = warp; step < kSteps; step += 2 * kWarps) {
+        bool const pair = step + kWarps < kSteps;
+        uint32_t in[2][4];
+        CUTE_UNROLL
+        for (int k = 0; k < 2; ++k) {
+          int const origin = v_origin(step + k * kWarps);
+          CUTE_UNROLL
+          for (int s = 0; s < 4; ++s) {
+            if (k == 0 || pair) {
+              asm volatile("ld.shared.b32 %0, [%1];" : "=r"(in[k][s]) : "r"(v + uint32_t(load_offset[s] ^ origin)));
+            }
+          }
+        }
+        CUTE_UNROLL
+        for (int k = 0; k < 2; ++k) {
+          if (k == 1 && !pair) break;
+          int const origin = vt_origin(step + k * kWarps);
+          uint32_t const a0 = __byte_perm(in[k][0], in[k][1], first);
+          uint32_t const a1 = __byte_perm(in[k][0], in[k][1], second);
+          uint32_t const b0 = __byte_perm(in[k][2], in[k][3], first);
+          uint32_t const b1 = __byte_perm(in[k][2], in[k][3], second);
+          uint32_t const out[4] = {__byte_perm(a0, b0, even), __byte_perm(a0, b0, odd), __byte_perm(a1, b1, even),
+                                   __byte_perm(a1, b1, odd)};
+          CUTE_UNROLL
+          for (int s = 0; s < 4; ++s) {
+            asm volatile("st.shared.b32 [%0], %1;" ::"r"(vt + uint32_t(store_offset[s] ^ origin)), "r"(out[s]));
+          }
+        }
+      }
+    }
+
+    // Offsets of a step's sub-block origin: 32 slots (keys: fp8_key_of_slot keeps bits 5 and up)
+    // by 16 d.
+    CUTE_DEVICE static int v_origin(int step) { return SmemLayoutKV{}(32 * (step % kSlotBlocks), 16 * (step / kSlotBlocks), 0); }
+    CUTE_DEVICE static int vt_origin(int step) { return SmemLayoutVt{}(16 * (step / kSlotBlocks), 32 * (step % kSlotBlocks), 0); }
+  };
 
   // All consumer threads: rows [first_row, kBlockN) of V's stage become 0 once its TMA has landed;
   // the barrier then keeps every warpgroup's P V behind every thread's stores. Called outside the

@@ -11,8 +11,14 @@
 namespace flash::sm90 {
 
 // kRows: accumulator rows held by one thread. Row sums stay per-thread partials until finalize.
-template <int kRows>
+// kMaxOffset: probabilities are exp2(score - max + kMaxOffset), i.e. at most 2^kMaxOffset. FP8
+// quantises P to e4m3 (largest finite 448, smallest normal 2^-6): an offset of 8 keeps P <= 256
+// and moves the small probabilities out of e4m3's subnormal range. Any offset up to
+// log2(448) ~ 8.8 is safe, since the running max is updated on every block (no rescale threshold
+// lets P exceed 2^kMaxOffset). The offset cancels in O / row sum and is taken out of the LSE.
+template <int kRows, int kMaxOffset = 0>
 struct OnlineSoftmax {
+  static_assert(kMaxOffset >= 0 && kMaxOffset <= 8, "P = 2^kMaxOffset must stay below e4m3's 448");
   float row_max[kRows];   // running max of raw scores (unscaled); -inf until a key is seen
   float row_sum[kRows];   // this thread's share of sum(exp2(score * scale_log2 - max * scale_log2))
 
@@ -41,10 +47,11 @@ struct OnlineSoftmax {
       // exp2(-inf) = 0 when this row had seen no key before: O and the sum are still 0 then.
       o_scale[r] = exp2f(row_max[r] * scale_log2 - max_scaled);
       row_max[r] = block_max;
+      float const shift = max_scaled - float(kMaxOffset);
       float sum = 0.0f;
       CUTE_UNROLL
       for (int c = 0; c < size<1>(scores); ++c) {
-        scores(r, c) = exp2f(fmaf(scores(r, c), scale_log2, -max_scaled));
+        scores(r, c) = exp2f(fmaf(scores(r, c), scale_log2, -shift));
         sum += scores(r, c);
       }
       row_sum[r] = row_sum[r] * o_scale[r] + sum;
@@ -60,7 +67,7 @@ struct OnlineSoftmax {
       float const sum = quad_allreduce_sum(row_sum[r]);
       bool const empty = sum == 0.0f;
       o_scale[r] = empty ? 0.0f : 1.0f / sum;
-      lse[r] = empty ? -INFINITY : (row_max[r] * scale_log2 + __log2f(sum)) * kLn2;
+      lse[r] = empty ? -INFINITY : (row_max[r] * scale_log2 + __log2f(sum) - float(kMaxOffset)) * kLn2;
     }
   }
 };

@@ -34,8 +34,17 @@ struct TilePlan {
 // the general kernel adds packed variable-length batches, seqused_k, left windows, softcap, paged
 // caches, GQA packing and split keys at run time, which costs registers: per-tile lengths, the
 // window's two edges, the packed-row store.
-constexpr TilePlan tile_plan(int head_dim, Variant variant) {
+constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   bool const general = variant != Variant::kDense;
+  // FP8 (dense only): the 16-bit plans' tiles with V transposed in shared memory by three producer
+  // warps (56 registers: lane offsets, selectors and two 4 x 4 byte blocks in flight; 40 spilled)
+  // and O staged in its own 16-bit buffer (Q's holds one byte per element). Shared memory, d64 /
+  // d128 / d256: Q 8 / 16 / 32 KB, K, V and V^T 2 stages of 8 / 16 / 16 KB each, O 16 / 32 / 64 KB
+  // = 72 / 144 / 192 KB. 128 x (56 + 2 x 224) = 64512 registers.
+  if (fp8) {
+    if (head_dim <= 128) return TilePlan{128, 128, 2, 56, 224, true, true};
+    return TilePlan{128, 64, 2, 56, 224, false, true};
+  }
   // decode: at most 64 query rows per tile (one token of 8 GQA heads is 8). With 128-row tiles the
   // second consumer warpgroup multiplied zero rows, and the GEMMs and exponentials of a key block
   // took about as long as its 64 KB took to arrive (d128, H200: 0.94-0.99 of cuDNN at large
@@ -103,10 +112,16 @@ template <class Element_, int kHeadDim_, Variant kVariant_>
 struct FwdTraits {
   using Element = Element_;
   using ElementAccum = float;
+  // FP8 (e4m3) inputs: V is transposed in shared memory (FP8 wgmma reads B K-major only), P is
+  // quantised to e4m3, and O is written in 16 bits: BF16 or FP16, chosen at run time (both have
+  // this type's layouts; the TMA store moves bytes).
+  static constexpr bool kFp8 = sizeof(Element) == 1;
+  using ElementOut = cute::conditional_t<kFp8, cutlass::bfloat16_t, Element>;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr Variant kVariant = kVariant_;
   static constexpr bool kGeneral = kVariant != Variant::kDense;   // the run-time features (see tile_plan)
-  static constexpr TilePlan kPlan = tile_plan(kHeadDim, kVariant);
+  static_assert(!kFp8 || !kGeneral, "FP8 has the dense variant only");
+  static constexpr TilePlan kPlan = tile_plan(kHeadDim, kVariant, kFp8);
   static constexpr int kBlockM = kPlan.block_m;
   static constexpr int kBlockN = kPlan.block_n;
   static constexpr int kStages = kPlan.stages;
@@ -129,6 +144,9 @@ struct FwdTraits {
   static_assert(kBlockM % 64 == 0, "64 query rows per consumer warpgroup");
   static_assert(kNumMmaWarpGroups >= 2 || !kUseSchedulerBarrier, "scheduler barriers take turns between warpgroups");
   static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "wgmma K steps are 16 elements");
+  static_assert(!kFp8 || (kHeadDim % 32 == 0 && kBlockN % 32 == 0), "FP8 wgmma K steps are 32 elements");
+  // FP8: producer warps 1..3 transpose V (warp 0 issues the TMA loads).
+  static constexpr int kNumTransposeThreads = kFp8 ? 3 * 32 : 0;
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
   using TileShapePV = Shape<Int<kBlockM>, Int<kHeadDim>, Int<kBlockN>>;   // (M, N, K) of O = P V
@@ -138,8 +156,10 @@ struct FwdTraits {
   // V from shared memory, where V's head dim is contiguous: an MN-major B operand.
   using TiledMmaQK = decltype(make_tiled_mma(
       SM90::GMMA::ss_op_selector<Element, Element, ElementAccum, TileShapeQK>(), MmaWarpGroupLayout{}));
+  // FP8 reads V^T, the producer's transposed copy (keys contiguous): a K-major B operand.
+  static constexpr GMMA::Major kMajorV = kFp8 ? GMMA::Major::K : GMMA::Major::MN;
   using TiledMmaPV = decltype(make_tiled_mma(
-      SM90::GMMA::rs_op_selector<Element, Element, ElementAccum, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
+      SM90::GMMA::rs_op_selector<Element, Element, ElementAccum, TileShapePV, GMMA::Major::K, kMajorV>(),
       MmaWarpGroupLayout{}));
 
   using SmemLayoutQ = decltype(tile_to_shape(
@@ -159,34 +179,47 @@ struct FwdTraits {
   template <int kRows>
   using SmemLayoutKVRows = decltype(composition(take<0, 2>(SmemLayoutKV{}),
                                                 make_tile(Layout<Int<kRows>>{}, Layout<Int<kHeadDim>>{})));
-  // V seen as the B operand of P V: (d, N, stage) over the same bytes.
-  using SmemLayoutVt = decltype(composition(
+  // V seen as the B operand of P V, (d, N, stage): 16-bit, the same bytes as V (MN-major); FP8, a
+  // buffer of its own that the producer's transpose fills (K-major: keys contiguous).
+  using SmemLayoutVtView = decltype(composition(
       SmemLayoutKV{},
       make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
-  // O is staged for the TMA store with Q's layout, in its own buffer where shared memory allows
-  // (the next tile's Q then loads during the epilogue), else in Q's buffer: each consumer warpgroup
-  // then overwrites only the rows of Q that it alone has read.
-  using SmemLayoutO = SmemLayoutQ;
+  using SmemLayoutVtFp8 = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kBlockN>>(),
+      Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}));
+  using SmemLayoutVt = cute::conditional_t<kFp8, SmemLayoutVtFp8, SmemLayoutVtView>;
+  // O is staged for the TMA store with Q's layout (of the output type), in its own buffer where
+  // shared memory allows (the next tile's Q then loads during the epilogue), else in Q's buffer:
+  // each consumer warpgroup then overwrites only the rows of Q that it alone has read.
+  using SmemLayoutO = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, ElementOut, Int<kBlockM>, Int<kHeadDim>>(),
+      Shape<Int<kBlockM>, Int<kHeadDim>>{}));
   static constexpr bool kSeparateO = kPlan.separate_o;
+  static_assert(kSeparateO || !kFp8, "a 16-bit O does not fit an FP8 Q's buffer");
 
   using Pipeline = cutlass::PipelineTmaAsync<kStages>;
   using PipelineState = typename Pipeline::PipelineState;
+  // FP8: the transposing warps hand V^T to the consumers (both sides arrive per thread).
+  using PipelineVt = cutlass::PipelineAsync<kStages>;
+  static_assert(cute::is_same_v<PipelineState, typename PipelineVt::PipelineState>);
   static constexpr uint32_t kTmaBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kTmaBytesKV = kBlockN * kHeadDim * sizeof(Element);
 
   struct SharedStorage {
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> q;   // Q (and O without kSeparateO)
-    cute::array_aligned<Element, kSeparateO ? cute::cosize_v<SmemLayoutO> : 1, 1024> o;
+    cute::array_aligned<ElementOut, kSeparateO ? cute::cosize_v<SmemLayoutO> : 1, 1024> o;
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> k;
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> v;
+    cute::array_aligned<Element, kFp8 ? cute::cosize_v<SmemLayoutVt> : 1, 1024> vt;   // FP8: V transposed
     alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;   // Q of the current tile landed
     // Q's buffer may be reloaded: the consumers' last GEMM with it is done (kSeparateO), or the last
     // tile's O store has read it (O staged in Q's buffer).
     cutlass::arch::ClusterBarrier barrier_q_free;
     typename Pipeline::SharedStorage pipeline_k;
     typename Pipeline::SharedStorage pipeline_v;
+    typename PipelineVt::SharedStorage pipeline_vt;
 
-    CUTE_DEVICE Element* o_buffer() { return kSeparateO ? o.data() : q.data(); }
+    CUTE_DEVICE ElementOut* o_buffer() { return kSeparateO ? o.data() : reinterpret_cast<ElementOut*>(q.data()); }
   };
   // Arrivals that complete barrier_q_free: every consumer thread, or the one that issued the store.
   static constexpr int kQFreeArrivals = kSeparateO ? kNumMmaThreads : 1;

@@ -31,6 +31,47 @@ CUTE_HOST_DEVICE constexpr auto acc_as_a_operand_layout(Layout acc) {
                      coalesce(make_layout(get<2>(acc), get<0, 1>(groups))));
 }
 
+// FP8 P V takes P as an e4m3 A operand, ((4, 2, 2), MMA_M, N/32): per 32-key step a thread holds
+// slots 4q + (0..3) and 16 + 4q + (0..3) of its two rows (q: its place in the quad), while the
+// accumulator of S gives it keys 2q + (0, 1) + 8j, j = 0..3. Rather than move values between
+// threads, slot s of each step holds key fp8_key_of_slot(s) of it: P's registers are the thread's
+// own scores in a fixed order, and the producer writes V^T with the same key order.
+CUTE_HOST_DEVICE constexpr int fp8_key_of_slot(int s) { return (s & ~0xE) | ((s & 0x2) << 2) | ((s & 0xC) >> 1); }
+
+template <class Layout>
+CUTE_HOST_DEVICE constexpr auto fp8_a_operand_shape(Layout acc) {
+  static_assert(decltype(size<2>(acc))::value == 1, "one MMA along N");
+  constexpr int kChunks = decltype(size<2>(get<0>(acc)))::value / 4;   // 8-column groups / 4
+  return make_shape(Shape<_4, _2, _2>{}, size<1>(acc), Int<kChunks>{});
+}
+
+// S (fp32 accumulator) -> P (e4m3 A operand) with fp8_key_of_slot's order: value (u0, u1, u2) of
+// step kk is the score at column pair u0 & 1, row half u1, 8-column group 4 kk + (u0 >> 1) + 2 u2.
+template <class EngineS, class LayoutS, class EngineP, class LayoutP>
+CUTE_DEVICE void convert_p_fp8(Tensor<EngineS, LayoutS> const& acc, Tensor<EngineP, LayoutP>& p) {
+  using To = typename EngineP::value_type;
+  static_assert(sizeof(To) == 1);
+  cutlass::NumericArrayConverter<To, float, 4> convert;
+  auto* words = reinterpret_cast<uint32_t*>(raw_pointer_cast(p.data()));
+  CUTE_UNROLL
+  for (int m = 0; m < size<1>(p); ++m) {
+    CUTE_UNROLL
+    for (int kk = 0; kk < size<2>(p); ++kk) {
+      CUTE_UNROLL
+      for (int u2 = 0; u2 < 2; ++u2) {
+        CUTE_UNROLL
+        for (int u1 = 0; u1 < 2; ++u1) {
+          cutlass::Array<float, 4> x;
+          CUTE_UNROLL
+          for (int u0 = 0; u0 < 4; ++u0) x[u0] = acc(make_coord(u0 & 1, u1, 4 * kk + (u0 >> 1) + 2 * u2), m, 0);
+          cutlass::Array<To, 4> const y = convert(x);
+          words[p.layout()(make_coord(0, u1, u2), m, kk) / 4] = reinterpret_cast<uint32_t const&>(y);
+        }
+      }
+    }
+  }
+}
+
 // Multiplies each row of an accumulator fragment (seen as (rows, cols), see rowcol_layout) by its
 // factor: the online softmax's rescale of O and the epilogue's 1 / row sum.
 template <class Engine, class Layout, int kRows>
