@@ -20,7 +20,8 @@
  * can tell which layout a caller was compiled against: a later version only appends fields.
  *
  * Versions: 1 ends at out_head_stride; 2 appends the variable-length, local-window and softcap
- * fields; 3 the paged-KV and split-KV fields. The library accepts all three: an older struct
+ * fields; 3 the paged-KV and split-KV fields; 4 the FP8 output type and descale fields. The
+ * library accepts all four: an older struct
  * (struct_size at least its version's size) runs with the later fields at their defaults, and they
  * are never read from its memory.
  */
@@ -33,13 +34,14 @@
 extern "C" {
 #endif
 
-/* Layout version of flash_fwd_params_c described by this header (1 and 2 are still accepted). */
-#define FLASH_C_PARAMS_VERSION 3u
+/* Layout version of flash_fwd_params_c described by this header (1 to 3 are still accepted). */
+#define FLASH_C_PARAMS_VERSION 4u
 
 /* Data types (flash::DataType). */
 #define FLASH_C_DTYPE_FP16 0
 #define FLASH_C_DTYPE_BF16 1
 #define FLASH_C_DTYPE_FP8_E4M3 2
+#define FLASH_C_DTYPE_AUTO (-1) /* out_dtype only: the input dtype, BF16 for FP8_E4M3 inputs */
 
 /* Status codes (flash::Status): 0 is success, each failure has its own code. */
 #define FLASH_C_SUCCESS 0
@@ -65,7 +67,7 @@ extern "C" {
 #define FLASH_C_ERROR_INVALID_SPLITS 20        /* num_splits is negative or above FLASH_C_MAX_SPLITS */
 #define FLASH_C_ERROR_INVALID_WORKSPACE 21     /* the call splits the keys but the workspace is missing or too small */
 #define FLASH_C_ERROR_INVALID_PAGING 22        /* inconsistent page_table, page_size, num_pages, page_table_stride */
-#define FLASH_C_ERROR_INVALID_DESCALE 23       /* FP8 descale factors misplaced or misaligned (C++ API fields) */
+#define FLASH_C_ERROR_INVALID_DESCALE 23       /* descale factors with a 16-bit dtype, or misaligned */
 
 /* The largest num_splits a caller may force (flash::kMaxSplits). */
 #define FLASH_C_MAX_SPLITS 256
@@ -125,10 +127,21 @@ typedef struct flash_fwd_params_c {
   int32_t num_splits;
   void* workspace;            /* device memory of flash_c_workspace_size() bytes, 16-byte aligned */
   uint64_t workspace_bytes;
+  /* ---- end of version 3 ---- */
+
+  /* FP8_E4M3 inputs: the output type (FLASH_C_DTYPE_AUTO = BF16, or FP16/BF16; 16-bit inputs: AUTO or
+   * their own dtype) and optional device fp32 descale factors (NULL = 1), one per tensor, or with
+   * descale_per_head non-zero [batch_size, num_heads_k] each. */
+  int32_t out_dtype;
+  int32_t descale_per_head;
+  const float* q_descale;
+  const float* k_descale;
+  const float* v_descale;
 } flash_fwd_params_c;
 
 /* Fills *params with the defaults (null pointers, zero sizes, FP16, non-causal, scale 0, strides 0,
- * no variable lengths, window sizes -1, softcap 0, no paging, num_splits 0, no workspace) and sets
+ * no variable lengths, window sizes -1, softcap 0, no paging, num_splits 0, no workspace, out_dtype
+ * AUTO, no descale factors) and sets
  * struct_size and version. It writes the
  * whole struct of THIS header (sizeof(flash_fwd_params_c), version FLASH_C_PARAMS_VERSION): a caller
  * that declares an older, shorter layout (an FFI binding written for version 1, say) must not call

@@ -301,6 +301,49 @@ static void test_version3_fields(void) {
   }
 }
 
+/* The version-4 fields reach the C++ checks, and a version-3 struct never has them read. */
+static void test_version4_fields(void) {
+  flash_fwd_params_c p;
+  valid_params(&p);
+  CHECK(p.out_dtype == FLASH_C_DTYPE_AUTO && p.descale_per_head == 0);
+  CHECK(p.q_descale == NULL && p.k_descale == NULL && p.v_descale == NULL);
+  p.k_descale = (const float*)fake(0x60000000u);
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_INVALID_DESCALE);
+  CHECK(contains(flash_c_last_error_message(), "k_descale is set with dtype = FP16"));
+
+  valid_params(&p);
+  p.out_dtype = FLASH_C_DTYPE_BF16;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_DTYPE);
+  CHECK(contains(flash_c_last_error_message(), "out_dtype = BF16"));
+
+  valid_params(&p);
+  p.dtype = FLASH_C_DTYPE_FP8_E4M3;
+  p.out_dtype = FLASH_C_DTYPE_FP8_E4M3;
+  CHECK(flash_c_forward(&p, NULL) == FLASH_C_ERROR_UNSUPPORTED_DTYPE);
+  CHECK(contains(flash_c_last_error_message(), "out_dtype = FP8_E4M3"));
+
+  /* A version-3 struct: the bytes where version 4 keeps its fields are never read. */
+  {
+    union {
+      flash_fwd_params_c params;
+      unsigned char bytes[sizeof(flash_fwd_params_c)];
+    } buffer;
+    const size_t v3_size = offsetof(flash_fwd_params_c, workspace_bytes) + sizeof(uint64_t);
+    valid_params(&p);
+    p.out_head_stride = 3; /* checked after out_dtype and the descale fields */
+    memset(buffer.bytes, 0xAB, sizeof buffer.bytes); /* an invalid out_dtype, misaligned descale pointers */
+    memcpy(buffer.bytes, &p, v3_size);
+    buffer.params.struct_size = (uint32_t)v3_size;
+    buffer.params.version = 3u;
+    CHECK(flash_c_forward(&buffer.params, NULL) == FLASH_C_ERROR_MISALIGNED_STRIDE);
+    CHECK(contains(flash_c_last_error_message(), "out_head_stride = 3"));
+    /* Version 4 promises its fields: a version-3-sized struct cannot claim it. */
+    buffer.params.version = 4u;
+    CHECK(flash_c_forward(&buffer.params, NULL) == FLASH_C_ERROR_INVALID_STRUCT);
+    CHECK(contains(flash_c_last_error_message(), "version-4 layout"));
+  }
+}
+
 /* Each field reaches the C++ checks: sizes, head ratio, dtype, scale, strides, alignment. */
 static void test_fields_are_passed_on(void) {
   flash_fwd_params_c p;
@@ -366,6 +409,7 @@ int main(void) {
   test_version1_struct();
   test_version2_fields();
   test_version3_fields();
+  test_version4_fields();
   test_fields_are_passed_on();
   test_status_strings();
   test_supported_head_dims();

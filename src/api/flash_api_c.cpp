@@ -65,7 +65,6 @@ static_assert(sizeof(float) == 4);
 static_assert(sizeof(void*) != 8 || kParamsV2Size == 232, "the version-2 layout must not change");
 // Version 3 appends the paged-KV and split-KV fields, again without implicit padding.
 constexpr size_t kParamsV3Size = offsetof(flash_fwd_params_c, workspace_bytes) + sizeof(uint64_t);
-static_assert(kParamsV3Size == sizeof(flash_fwd_params_c), "no trailing padding after workspace_bytes");
 static_assert(offsetof(flash_fwd_params_c, page_table) == kParamsV2Size);
 static_assert(offsetof(flash_fwd_params_c, page_table_stride) == offsetof(flash_fwd_params_c, page_table) + sizeof(void*));
 static_assert(offsetof(flash_fwd_params_c, page_size) == offsetof(flash_fwd_params_c, page_table_stride) + sizeof(int32_t));
@@ -74,9 +73,21 @@ static_assert(offsetof(flash_fwd_params_c, num_splits) == offsetof(flash_fwd_par
 static_assert(offsetof(flash_fwd_params_c, workspace) == offsetof(flash_fwd_params_c, num_splits) + sizeof(int32_t));
 static_assert(offsetof(flash_fwd_params_c, workspace_bytes) == offsetof(flash_fwd_params_c, workspace) + sizeof(void*));
 static_assert(sizeof(void*) != 8 || kParamsV3Size == 272, "the version-3 layout must not change");
+// Version 4 appends the FP8 output type and descale fields.
+constexpr size_t kParamsV4Size = offsetof(flash_fwd_params_c, v_descale) + sizeof(void*);
+static_assert(kParamsV4Size == sizeof(flash_fwd_params_c), "no trailing padding after v_descale");
+static_assert(offsetof(flash_fwd_params_c, out_dtype) == kParamsV3Size);
+static_assert(offsetof(flash_fwd_params_c, descale_per_head) == offsetof(flash_fwd_params_c, out_dtype) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, q_descale) == offsetof(flash_fwd_params_c, descale_per_head) + sizeof(int32_t));
+static_assert(offsetof(flash_fwd_params_c, k_descale) == offsetof(flash_fwd_params_c, q_descale) + sizeof(void*));
+static_assert(offsetof(flash_fwd_params_c, v_descale) == offsetof(flash_fwd_params_c, k_descale) + sizeof(void*));
+static_assert(sizeof(void*) != 8 || kParamsV4Size == 304, "the version-4 layout must not change");
+static_assert(FLASH_C_DTYPE_AUTO == static_cast<int>(flash::DataType::AUTO));
 
 // Bytes each layout version promises.
-size_t layout_size(uint32_t version) { return version >= 3 ? kParamsV3Size : version == 2 ? kParamsV2Size : kParamsV1Size; }
+size_t layout_size(uint32_t version) {
+  return version >= 4 ? kParamsV4Size : version == 3 ? kParamsV3Size : version == 2 ? kParamsV2Size : kParamsV1Size;
+}
 
 // The oldest layout version this library still accepts.
 constexpr uint32_t kOldestVersion = 1;
@@ -179,6 +190,13 @@ flash::FlashAttentionParams to_cpp(const flash_fwd_params_c& c) {
     p.workspace = c.workspace;
     p.workspace_bytes = static_cast<size_t>(c.workspace_bytes);
   }
+  if (c.version >= 4) {
+    p.out_dtype = static_cast<flash::DataType>(c.out_dtype);
+    p.descale_per_head = c.descale_per_head != 0;
+    p.q_descale = c.q_descale;
+    p.k_descale = c.k_descale;
+    p.v_descale = c.v_descale;
+  }
   return p;
 }
 
@@ -240,6 +258,11 @@ int32_t flash_c_params_init(flash_fwd_params_c* params) {
     params->num_splits = defaults.num_splits;
     params->workspace = defaults.workspace;
     params->workspace_bytes = defaults.workspace_bytes;
+    params->out_dtype = static_cast<int32_t>(defaults.out_dtype);
+    params->descale_per_head = defaults.descale_per_head ? 1 : 0;
+    params->q_descale = defaults.q_descale;
+    params->k_descale = defaults.k_descale;
+    params->v_descale = defaults.v_descale;
     return flash::kSuccess;
   });
 }
