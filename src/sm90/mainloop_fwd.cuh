@@ -558,7 +558,10 @@ struct MainloopFwdSm90 {
       v_base = cute::cast_smem_ptr_to_uint(storage.v.data());
       vt_base = cute::cast_smem_ptr_to_uint(storage.vt.data());
       int const load_xor = (lane >> 2) & 1;
-      int const store_xor = (kBlockN == 64 ? (lane >> 2) & 1 : 0) | (((lane >> 4) & 1) << 1);
+      // V^T rows of kBlockN bytes are 128-byte swizzled where 128 divides them, else 64-byte (the
+      // second needs the extra XOR bit).
+      constexpr bool kVtSwizzle128 = kBlockN % 128 == 0;
+      int const store_xor = (kVtSwizzle128 ? 0 : (lane >> 2) & 1) | (((lane >> 4) & 1) << 1);
       int const slot = 4 * (lane & 7);
       int const d = 4 * (lane >> 3);
       CUTE_UNROLL

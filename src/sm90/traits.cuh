@@ -42,6 +42,7 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // d128 / d256: Q 8 / 16 / 32 KB, K, V and V^T 2 stages of 8 / 16 / 16 KB each, O 16 / 32 / 64 KB
   // = 72 / 144 / 192 KB. 128 x (56 + 2 x 224) = 64512 registers.
   if (fp8) {
+    if (head_dim <= 64) return TilePlan{128, 128, 2, 56, 224, true, true};
     if (head_dim <= 128) return TilePlan{128, 128, 2, 56, 224, true, true};
     return TilePlan{128, 64, 2, 56, 224, false, true};
   }
