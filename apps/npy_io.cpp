@@ -206,6 +206,7 @@ ElementType native_type(DataType dtype) {
     case DataType::FP16: return ElementType::kFloat16;
     case DataType::BF16: return ElementType::kUInt16;
     case DataType::FP8_E4M3: return ElementType::kUInt8;
+    case DataType::AUTO: break;
   }
   throw std::invalid_argument("npy: unknown dtype");
 }

@@ -42,6 +42,7 @@ double output_tolerance(DataType input) {
     case DataType::FP16: return kFp16Tolerance;
     case DataType::BF16: return kBf16Tolerance;
     case DataType::FP8_E4M3: return kE4m3Tolerance;
+    case DataType::AUTO: break;
   }
   throw std::invalid_argument("output_tolerance: unknown dtype");
 }

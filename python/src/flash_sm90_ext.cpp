@@ -170,6 +170,7 @@ const char* dtype_label(flash::DataType d) {
     case flash::DataType::FP16: return "fp16";
     case flash::DataType::BF16: return "bf16";
     case flash::DataType::FP8_E4M3: return "fp8_e4m3";
+    case flash::DataType::AUTO: break;
   }
   return "?";
 }

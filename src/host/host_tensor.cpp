@@ -86,6 +86,7 @@ const char* dtype_name(DataType dtype) {
     case DataType::FP16: return "fp16";
     case DataType::BF16: return "bf16";
     case DataType::FP8_E4M3: return "e4m3";
+    case DataType::AUTO: break;
   }
   return "unknown";
 }
@@ -110,6 +111,7 @@ double decode(DataType dtype, uint16_t bits) {
     case DataType::FP16: return fp16_bits_to_float(bits);
     case DataType::BF16: return bf16_bits_to_float(bits);
     case DataType::FP8_E4M3: return e4m3_bits_to_double(bits & kByteMask);
+    case DataType::AUTO: break;
   }
   throw std::invalid_argument("decode: unknown dtype");
 }
@@ -120,6 +122,7 @@ uint16_t encode(DataType dtype, double value) {
     case DataType::FP16: return float_to_fp16_bits(narrowed);
     case DataType::BF16: return float_to_bf16_bits(narrowed);
     case DataType::FP8_E4M3: return float_to_e4m3_bits(narrowed);
+    case DataType::AUTO: break;
   }
   throw std::invalid_argument("encode: unknown dtype");
 }
