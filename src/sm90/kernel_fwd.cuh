@@ -98,13 +98,22 @@ struct FwdKernelSm90 {
                                           : Pipeline::ThreadCategory::NonParticipant;
     }
     Pipeline pipeline_v(storage.pipeline_v, pipeline_params, Shape<_1, _1, _1>{});
-    typename PipelineVt::Params vt_params;
-    vt_params.role = transposer ? PipelineVt::ThreadCategory::Producer
-                     : warp_group == int(WarpGroupRole::kProducer) ? PipelineVt::ThreadCategory::NonParticipant
-                                                                   : PipelineVt::ThreadCategory::Consumer;
-    vt_params.producer_arv_count = Traits::kFp8 ? Traits::kNumTransposeThreads : 1;
-    vt_params.consumer_arv_count = Traits::kNumMmaThreads;
-    PipelineVt pipeline_vt(storage.pipeline_vt, vt_params);   // used by FP8 only
+    // FP8 only (16-bit kernels get an empty placeholder: even unused, the object cost the
+    // register-tight d256 general plan 48 bytes of spills).
+    auto make_pipeline_vt = [&] {
+      if constexpr (Traits::kFp8) {
+        typename PipelineVt::Params vt_params;
+        vt_params.role = transposer ? PipelineVt::ThreadCategory::Producer
+                         : warp_group == int(WarpGroupRole::kProducer) ? PipelineVt::ThreadCategory::NonParticipant
+                                                                       : PipelineVt::ThreadCategory::Consumer;
+        vt_params.producer_arv_count = Traits::kNumTransposeThreads;
+        vt_params.consumer_arv_count = Traits::kNumMmaThreads;
+        return PipelineVt(storage.pipeline_vt, vt_params);
+      } else {
+        return cute::tuple<>{};
+      }
+    };
+    auto pipeline_vt = make_pipeline_vt();
     cutlass::arch::fence_barrier_init();
     __syncthreads();
 
@@ -135,15 +144,17 @@ struct FwdKernelSm90 {
         pipeline_k.producer_tail(state);
         pipeline_v.producer_tail(state);
       } else if (transposer) {   // FP8: V^T of every key block, in the loads' order
-        PipelineState state_v;
-        PipelineState state_vt = cutlass::make_producer_start_state<PipelineVt>();
-        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
-          TileCoord const tile = coord(params, t);
-          SeqLenInfo const seq = seq_info(params, tile.batch);
-          if (!has_rows(params, tile, seq)) continue;
-          auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
-          Mainloop::transpose_v(pipeline_v, state_v, pipeline_vt, state_vt, storage, threadIdx.x - 32, range.begin,
-                                range.end);
+        if constexpr (Traits::kFp8) {
+          PipelineState state_v;
+          PipelineState state_vt = cutlass::make_producer_start_state<PipelineVt>();
+          for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+            TileCoord const tile = coord(params, t);
+            SeqLenInfo const seq = seq_info(params, tile.batch);
+            if (!has_rows(params, tile, seq)) continue;
+            auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
+            Mainloop::transpose_v(pipeline_v, state_v, pipeline_vt, state_vt, storage, threadIdx.x - 32, range.begin,
+                                  range.end);
+          }
         }
       } else if (pack_gqa && warp == 1) {   // GQA packing: this warp loads Q, tile by tile
         int iteration = 0;
@@ -173,15 +184,14 @@ struct FwdKernelSm90 {
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
         OnlineSoftmax<kRows, Traits::kFp8 ? 8 : 0> softmax;
-        float const scale_log2 = Mainloop::score_scale_log2(params.mainloop, tile);
         storage.barrier_q.wait(iteration & 1);
         if (n_begin < n_end) {
           if constexpr (Traits::kFp8) {
             Mainloop::mma(params.mainloop, pipeline_k, pipeline_vt, state, tOrO, softmax, thread_idx, storage, tile, seq,
-                          n_begin, n_end, scale_log2);
+                          n_begin, n_end);
           } else {
             Mainloop::mma(params.mainloop, pipeline_k, pipeline_v, state, tOrO, softmax, thread_idx, storage, tile, seq,
-                          n_begin, n_end, scale_log2);
+                          n_begin, n_end);
           }
         } else {
           clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
@@ -189,7 +199,8 @@ struct FwdKernelSm90 {
         if constexpr (Traits::kSeparateO) storage.barrier_q_free.arrive();   // done with Q
         float o_scale[kRows];
         float lse[kRows];
-        softmax.finalize(scale_log2, o_scale, lse);
+        // Recomputed, not kept through the mainloop (16-bit: a kernel parameter; FP8: two cached loads).
+        softmax.finalize(Mainloop::score_scale_log2(params.mainloop, tile), o_scale, lse);
         if constexpr (Traits::kFp8) {
           float const v_scale = Mainloop::output_scale(params.mainloop, tile);
           CUTE_UNROLL
