@@ -38,7 +38,10 @@ def test_supported_head_dims():
     assert all(d % 8 == 0 and 0 < d <= 256 for d in dims)
     assert flash_sm90.supported_head_dims("bf16") == dims
     assert flash_sm90.supported_head_dims("bfloat16") == flash_sm90.supported_head_dims("bf16")
-    assert flash_sm90.supported_head_dims("fp8_e4m3") == []
+    # FP8 has its own, shorter list (64, 128, 256; narrower multiples of 16 run padded), every one
+    # also a 16-bit width.
+    fp8 = flash_sm90.supported_head_dims("fp8_e4m3")
+    assert fp8 == sorted(set(fp8)) and {64, 128, 256} <= set(fp8) <= set(dims)
     with pytest.raises(ValueError, match="unknown dtype name"):
         flash_sm90.supported_head_dims("int8")
 
