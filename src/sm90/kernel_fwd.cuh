@@ -98,8 +98,7 @@ struct FwdKernelSm90 {
                                           : Pipeline::ThreadCategory::NonParticipant;
     }
     Pipeline pipeline_v(storage.pipeline_v, pipeline_params, Shape<_1, _1, _1>{});
-    // FP8 only (16-bit kernels get an empty placeholder: even unused, the object cost the
-    // register-tight d256 general plan 48 bytes of spills).
+    // FP8 only (16-bit kernels get an empty placeholder).
     auto make_pipeline_vt = [&] {
       if constexpr (Traits::kFp8) {
         typename PipelineVt::Params vt_params;

@@ -408,8 +408,7 @@ struct MainloopFwdSm90 {
   CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, PipelineV& pipeline_v, PipelineState& state,
                               FragO& tOrO, Softmax& softmax, int thread_idx, SharedStorage& storage, TileCoord tile,
                               SeqLenInfo const& seq, int n_begin, int n_end) {
-    // 16-bit: read from the kernel parameters where used (a register held through the loop made the
-    // register-tight d256 general plan spill 116 bytes instead of 68).
+    // 16-bit: read from the kernel parameters where used.
     float const fp8_scale_log2 = Traits::kFp8 ? score_scale_log2(p, tile) : 0.0f;
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});
