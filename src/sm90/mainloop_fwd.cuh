@@ -533,95 +533,152 @@ struct MainloopFwdSm90 {
     }
   }
 
-  // One thread's part of V^T(d, slot) = V(fp8_key_of_slot(slot), d) for a block. A step moves 4 x 4
-  // bytes: 4 consecutive d of 4 keys (one 32-bit load each), transposed with byte permutes into 4
-  // consecutive slots of 4 rows of V^T (one 32-bit store each). A warp's 32 lanes cover 8 slot
-  // groups (lane bits 0-2) x 4 d groups (bits 3-4); its steps walk 32-slot x 16-d sub-blocks. Each
-  // thread visits its 4 keys and 4 rows in an order that XORs the step with lane bits: with both
-  // swizzled layouts every load and store is then free of bank conflicts (checked by enumerating
-  // the addresses for 64-, 128- and 256-wide rows); the permutes' selectors, set once, undo it.
-  // Addresses: a lane's coordinates and a sub-block's origin occupy disjoint offset bits in these
-  // layouts (the lane's below the sub-block's; the swizzle reads row bits the origin leaves 0), so
-  // offset(lane + origin) = offset(lane) ^ offset(origin): 8 lane offsets are computed once.
+  // One warp's part of V^T(d, slot) = V(fp8_key_of_slot(slot), d) for a block, in steps of 32 keys
+  // x 16 d (512 bytes): one ldmatrix, four byte permutes and four 32-bit stores per lane.
+  // - ldmatrix .trans reads the step as four 8 x 8 matrices of 16-bit d pairs, matrix m holding
+  //   keys 8m .. 8m + 7 (lane l addresses key l). Lane (p, q) = (lane / 4, lane % 4) receives d pair
+  //   p (d 2p, 2p + 1) of keys 8m + 2q and 8m + 2q + 1 from each.
+  // - Permuting matrices m and m + 1 (m = 0, 2) gives V^T rows 2p and 2p + 1 at slots
+  //   16 (m / 2) + 4q .. + 3, whose keys 2q, 2q + 1, 2q + 8, 2q + 9 (+ 8m) are fp8_key_of_slot's.
+  // - Banks: each matrix read is 8 consecutive keys, 8 distinct 16-byte chunks in V's swizzled
+  //   layout. Lanes with p < 4 store row 2p first and those with p >= 4 row 2p + 1: each store then
+  //   writes even rows of one 8-row swizzle atom and odd rows of the next, 8 distinct chunks.
+  // - Addresses: offset(lane's coordinates + step origin) = (offset(lane) ^ x) + a with x (bits 4-6,
+  //   the chunk a swizzle permutes) and a constants of the step, so with the steps unrolled a lane
+  //   keeps one load and four store offsets. kChecked proves all of this for every lane and step.
   struct VtTransposer {
-    static constexpr int kSlotBlocks = kBlockN / 32;                 // 32-slot sub-blocks per row
-    static constexpr int kSteps = kSlotBlocks * (kHeadDim / 16);    // sub-blocks of 32 slots x 16 d
+    static constexpr int kSlotBlocks = kBlockN / 32;                 // 32-slot steps per V^T row
+    static constexpr int kDBlocks = kHeadDim / 16;                   // 16-d steps per key row
+    static constexpr int kSteps = kSlotBlocks * kDBlocks;            // step = slot block * kDBlocks + d block
     static constexpr int kWarps = Traits::kNumTransposeThreads / 32;
-    uint32_t v_base;
-    uint32_t vt_base;
-    int load_offset[4];    // key rows of this lane, step order
-    int store_offset[4];   // V^T rows of this lane, step order
-    uint32_t first, second, even, odd;   // byte-permute selectors
+    static constexpr int kInFlight = 4;                              // steps whose loads are issued together
+    static constexpr int kChunkBits = 0x70;
+    static constexpr uint32_t kLowRow = 0x6420u;    // byte permute: V^T row 2p of matrices (m, m + 1)
+    static constexpr uint32_t kHighRow = 0x7531u;   // row 2p + 1
+
+    uint32_t load;          // shared address of this lane's key row at the block's origin
+    uint32_t store[4];      // shared addresses of its four V^T words at the block's origin
+    uint32_t select[2];     // byte permutes of stores 0 / 1 (and 2 / 3)
     int warp;
+
+    // Lane coordinates: key row of the load; V^T row and slot of store s.
+    CUTE_HOST_DEVICE static constexpr int store_row(int lane, int s) { return 2 * (lane / 4) + ((s & 1) ^ (lane / 16)); }
+    CUTE_HOST_DEVICE static constexpr int store_slot(int lane, int s) { return 16 * (s / 2) + 4 * (lane % 4); }
+    // A step's origin, split into the XORed chunk bits and the added rest.
+    CUTE_HOST_DEVICE static constexpr int load_origin(int step) {
+      return SmemLayoutKV{}(32 * (step / kDBlocks), 16 * (step % kDBlocks), 0);
+    }
+    CUTE_HOST_DEVICE static constexpr int store_origin(int step) {
+      return SmemLayoutVt{}(16 * (step % kDBlocks), 32 * (step / kDBlocks), 0);
+    }
+
+    // Every lane and step: the split addresses are the layouts' own, the data each store writes is
+    // what V^T holds there, every V^T byte is written, and no access conflicts on banks. Null when
+    // all holds, else what failed. Run on the host by tests/test_fp8_transposer.cu (too long for
+    // the compiler's constant evaluation).
+    static char const* check() {
+      if (SmemLayoutKV{}(0, 0, 1) % 128 != 0 || SmemLayoutVt{}(0, 0, 1) % 128 != 0) return "stage offset not 128-aligned";
+      bool written[kHeadDim * kBlockN / 4] = {};   // one stage of V^T words
+      for (int step = 0; step < kSteps; ++step) {
+        int const key0 = 32 * (step / kDBlocks);
+        int const d0 = 16 * (step % kDBlocks);
+        int const lo = load_origin(step), so = store_origin(step);
+        bool chunk_used[8] = {};
+        for (int lane = 0; lane < 32; ++lane) {
+          int const off = SmemLayoutKV{}(key0 + lane, d0, 0);
+          if (off != ((SmemLayoutKV{}(lane, 0, 0) ^ (lo & kChunkBits)) + (lo & ~kChunkBits))) return "load address split";
+          if (off % 16 != 0) return "ldmatrix row not 16-byte aligned";
+          int const chunk = (off / 16) % 8;
+          if (lane % 8 == 0) for (int c = 0; c < 8; ++c) chunk_used[c] = false;
+          if (chunk_used[chunk]) return "ldmatrix bank conflict";
+          chunk_used[chunk] = true;
+        }
+        for (int s = 0; s < 4; ++s) {
+          bool bank_used[32] = {};
+          for (int lane = 0; lane < 32; ++lane) {
+            int const row = store_row(lane, s), slot = store_slot(lane, s);
+            int const off = SmemLayoutVt{}(d0 + row, 32 * (step / kDBlocks) + slot, 0);
+            if (off != ((SmemLayoutVt{}(row, slot, 0) ^ (so & kChunkBits)) + (so & ~kChunkBits))) return "store address split";
+            if (off % 4 != 0 || bank_used[(off / 4) % 32]) return "store bank conflict";
+            bank_used[(off / 4) % 32] = true;
+            if (off >= kHeadDim * kBlockN || written[off / 4]) return "a V^T word is written twice or out of the stage";
+            written[off / 4] = true;
+            // What the word holds: ldmatrix gave lane (p, q) bytes (key 8m + 2q + (b >> 1), d 2p + (b & 1))
+            // in byte b of matrix m; the permute takes bytes of matrices m = 2 (s / 2) and m + 1.
+            int const p = lane / 4, q = lane % 4;
+            uint32_t const sel = ((s & 1) ^ (lane / 16)) ? kHighRow : kLowRow;
+            for (int u = 0; u < 4; ++u) {
+              int const pick = int(sel >> (4 * u)) & 7;        // byte of (matrix m, matrix m + 1)
+              int const m = 2 * (s / 2) + pick / 4, b = pick % 4;
+              int const key = 8 * m + 2 * q + (b >> 1);
+              int const d = 2 * p + (b & 1);
+              if (d != row || key != fp8_key_of_slot(slot + u)) return "V^T byte holds the wrong (key, d)";
+            }
+          }
+        }
+      }
+      for (int w = 0; w < kHeadDim * kBlockN / 4; ++w) {
+        if (!written[w]) return "a V^T word is never written";
+      }
+      return nullptr;
+    }
 
     CUTE_DEVICE VtTransposer(SharedStorage& storage, int t) {
       int const lane = t % 32;
       warp = t / 32;
-      v_base = cute::cast_smem_ptr_to_uint(storage.v.data());
-      vt_base = cute::cast_smem_ptr_to_uint(storage.vt.data());
-      int const load_xor = (lane >> 2) & 1;
-      // V^T rows of kBlockN bytes are 128-byte swizzled where 128 divides them, else 64-byte (the
-      // second needs the extra XOR bit).
-      constexpr bool kVtSwizzle128 = kBlockN % 128 == 0;
-      int const store_xor = (kVtSwizzle128 ? 0 : (lane >> 2) & 1) | (((lane >> 4) & 1) << 1);
-      int const slot = 4 * (lane & 7);
-      int const d = 4 * (lane >> 3);
+      load = cute::cast_smem_ptr_to_uint(storage.v.data()) + SmemLayoutKV{}(lane, 0, 0);
+      uint32_t const vt = cute::cast_smem_ptr_to_uint(storage.vt.data());
       CUTE_UNROLL
-      for (int s = 0; s < 4; ++s) {
-        load_offset[s] = SmemLayoutKV{}(fp8_key_of_slot(slot + (s ^ load_xor)), d, 0);
-        store_offset[s] = SmemLayoutVt{}(d + (s ^ store_xor), slot, 0);
-      }
-      // Level 1 pairs keys (0, 1) and (2, 3), bytes (d 0, 1) or (2, 3) as store_xor bit 1 says (and
-      // undoes load_xor's swap of the keys); level 2 picks d 0 or 1 of a pair as its bit 0 says.
-      uint32_t const pair_lo = load_xor ? 0x1504u : 0x5140u;
-      uint32_t const pair_hi = load_xor ? 0x3726u : 0x7362u;
-      first = (store_xor & 2) ? pair_hi : pair_lo;
-      second = (store_xor & 2) ? pair_lo : pair_hi;
-      even = (store_xor & 1) ? 0x7632u : 0x5410u;
-      odd = (store_xor & 1) ? 0x5410u : 0x7632u;
+      for (int s = 0; s < 4; ++s) store[s] = vt + SmemLayoutVt{}(store_row(lane, s), store_slot(lane, s), 0);
+      select[0] = lane / 16 ? kHighRow : kLowRow;
+      select[1] = lane / 16 ? kLowRow : kHighRow;
     }
 
     CUTE_DEVICE void run(int stage_v, int stage_vt) const {
-      uint32_t const v = v_base + SmemLayoutKV{}(0, 0, stage_v);
-      uint32_t const vt = vt_base + SmemLayoutVt{}(0, 0, stage_vt);
-      // Two steps at a time: their eight loads are in flight together (the accesses are volatile
-      // asm, which keeps them in program order, after the pipeline wait and before its release).
-#pragma unroll 1
-      for (int step = warp; step < kSteps; step += 2 * kWarps) {
-        bool const pair = step + kWarps < kSteps;
-        uint32_t in[2][4];
+      uint32_t const v = load + SmemLayoutKV{}(0, 0, stage_v);
+      uint32_t const vt = SmemLayoutVt{}(0, 0, stage_vt);
+      if (warp == 0) {
+        run_steps<0>(v, vt);
+      } else if (warp == 1) {
+        run_steps<1>(v, vt);
+      } else {
+        run_steps<2>(v, vt);
+      }
+    }
+
+    // Steps kWarp, kWarp + kWarps, ...: kInFlight loads, then their permutes and stores (volatile asm
+    // keeps the accesses in program order, after the pipeline wait and before its release).
+    template <int kWarp>
+    CUTE_DEVICE void run_steps(uint32_t v, uint32_t vt) const {
+      static_assert(kWarps == 3 && kWarp < kWarps);
+      constexpr int kMine = (kSteps - kWarp + kWarps - 1) / kWarps;
+      CUTE_UNROLL
+      for (int g = 0; g < kMine; g += kInFlight) {
+        uint32_t in[kInFlight][4];
         CUTE_UNROLL
-        for (int k = 0; k < 2; ++k) {
-          int const origin = v_origin(step + k * kWarps);
-          CUTE_UNROLL
-          for (int s = 0; s < 4; ++s) {
-            if (k == 0 || pair) {
-              asm volatile("ld.shared.b32 %0, [%1];" : "=r"(in[k][s]) : "r"(v + uint32_t(load_offset[s] ^ origin)));
-            }
+        for (int k = 0; k < kInFlight; ++k) {
+          if (g + k < kMine) {
+            int const origin = load_origin(kWarp + kWarps * (g + k));
+            uint32_t const addr = (v ^ uint32_t(origin & kChunkBits)) + uint32_t(origin & ~kChunkBits);
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                         : "=r"(in[k][0]), "=r"(in[k][1]), "=r"(in[k][2]), "=r"(in[k][3])
+                         : "r"(addr));
           }
         }
         CUTE_UNROLL
-        for (int k = 0; k < 2; ++k) {
-          if (k == 1 && !pair) break;
-          int const origin = vt_origin(step + k * kWarps);
-          uint32_t const a0 = __byte_perm(in[k][0], in[k][1], first);
-          uint32_t const a1 = __byte_perm(in[k][0], in[k][1], second);
-          uint32_t const b0 = __byte_perm(in[k][2], in[k][3], first);
-          uint32_t const b1 = __byte_perm(in[k][2], in[k][3], second);
-          uint32_t const out[4] = {__byte_perm(a0, b0, even), __byte_perm(a0, b0, odd), __byte_perm(a1, b1, even),
-                                   __byte_perm(a1, b1, odd)};
-          CUTE_UNROLL
-          for (int s = 0; s < 4; ++s) {
-            asm volatile("st.shared.b32 [%0], %1;" ::"r"(vt + uint32_t(store_offset[s] ^ origin)), "r"(out[s]));
+        for (int k = 0; k < kInFlight; ++k) {
+          if (g + k < kMine) {
+            int const origin = store_origin(kWarp + kWarps * (g + k));
+            CUTE_UNROLL
+            for (int s = 0; s < 4; ++s) {
+              uint32_t const word = __byte_perm(in[k][2 * (s / 2)], in[k][2 * (s / 2) + 1], select[s & 1]);
+              uint32_t const addr = ((store[s] + vt) ^ uint32_t(origin & kChunkBits)) + uint32_t(origin & ~kChunkBits);
+              asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(word));
+            }
           }
         }
       }
     }
-
-    // Offsets of a step's sub-block origin: 32 slots (keys: fp8_key_of_slot keeps bits 5 and up)
-    // by 16 d.
-    CUTE_DEVICE static int v_origin(int step) { return SmemLayoutKV{}(32 * (step % kSlotBlocks), 16 * (step / kSlotBlocks), 0); }
-    CUTE_DEVICE static int vt_origin(int step) { return SmemLayoutVt{}(16 * (step / kSlotBlocks), 32 * (step % kSlotBlocks), 0); }
   };
 
   // All consumer threads: rows [first_row, kBlockN) of V's stage become 0 once its TMA has landed;

@@ -37,8 +37,8 @@ struct TilePlan {
 constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   bool const general = variant != Variant::kDense;
   // FP8 (dense only): the 16-bit plans' tiles with V transposed in shared memory by three producer
-  // warps (56 registers: lane offsets, selectors and two 4 x 4 byte blocks in flight; 40 spilled)
-  // and O staged in its own 16-bit buffer (Q's holds one byte per element). Shared memory, d64 /
+  // warps (56 registers: five lane addresses, two selectors, four ldmatrix results in flight; no
+  // spills) and O staged in its own 16-bit buffer (Q's holds one byte per element). Shared memory, d64 /
   // d128 / d256: Q 8 / 16 / 32 KB, K, V and V^T 2 stages of 8 / 24 / 16 KB each, O 16 / 32 / 64 KB
   // = 72 / 192 / 192 KB. 128 x (56 + 2 x 224) = 64512 registers.
   // d128: 128 x 192 measured 649 TFLOP/s at 16k non-causal and 645 causal against 607 and 605 with
