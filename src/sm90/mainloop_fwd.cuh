@@ -545,7 +545,7 @@ struct MainloopFwdSm90 {
   //   writes even rows of one 8-row swizzle atom and odd rows of the next, 8 distinct chunks.
   // - Addresses: offset(lane's coordinates + step origin) = (offset(lane) ^ x) + a with x (bits 4-6,
   //   the chunk a swizzle permutes) and a constants of the step, so with the steps unrolled a lane
-  //   keeps one load and four store offsets. kChecked proves all of this for every lane and step.
+  //   keeps one load and four store offsets. check() proves all of this for every lane and step.
   struct VtTransposer {
     static constexpr int kSlotBlocks = kBlockN / 32;                 // 32-slot steps per V^T row
     static constexpr int kDBlocks = kHeadDim / 16;                   // 16-d steps per key row
@@ -556,8 +556,8 @@ struct MainloopFwdSm90 {
     static constexpr uint32_t kLowRow = 0x6420u;    // byte permute: V^T row 2p of matrices (m, m + 1)
     static constexpr uint32_t kHighRow = 0x7531u;   // row 2p + 1
 
-    uint32_t load;          // shared address of this lane's key row at the block's origin
-    uint32_t store[4];      // shared addresses of its four V^T words at the block's origin
+    uint32_t load;          // shared address of this lane's key row in stage 0, step 0
+    uint32_t store[4];      // shared addresses of its four V^T words in stage 0, step 0
     uint32_t select[2];     // byte permutes of stores 0 / 1 (and 2 / 3)
     int warp;
 
@@ -597,7 +597,7 @@ struct MainloopFwdSm90 {
           bool bank_used[32] = {};
           for (int lane = 0; lane < 32; ++lane) {
             int const row = store_row(lane, s), slot = store_slot(lane, s);
-            int const off = SmemLayoutVt{}(d0 + row, 32 * (step / kDBlocks) + slot, 0);
+            int const off = SmemLayoutVt{}(d0 + row, key0 + slot, 0);   // slots number like keys
             if (off != ((SmemLayoutVt{}(row, slot, 0) ^ (so & kChunkBits)) + (so & ~kChunkBits))) return "store address split";
             if (off % 4 != 0 || bank_used[(off / 4) % 32]) return "store bank conflict";
             bank_used[(off / 4) % 32] = true;
