@@ -356,10 +356,11 @@ stage_profile() {
   : > "$log"
   local cases="${PROFILE_CASES:---preset qwen2.5-vl-3b-llm-decode --batch 1 --seqlen-k 16384;--preset qwen2.5-vl-3b-vit-window}"
   cases="${cases//;/$'\n'}"
-  # The sections' summaries, and each stall reason's share of the cycles between issues.
+  # The sections' summaries, each stall reason's share of the cycles between issues, and each
+  # pipe's busy share (tensor, FMA, ALU, XU: where the exponentials run).
   local sections=(--section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats
                   --section SchedulerStats --section MemoryWorkloadAnalysis
-                  --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio')
+                  --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active,regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active')
   local runs=0 bad=0 flags
   while read -r flags; do
     runs=$((runs + 1))

@@ -45,9 +45,18 @@ struct FwdKernelSm90 {
   }
   static int tile_heads(detail::FwdArgs const& args) { return args.pack_gqa ? args.num_heads_k : args.num_heads; }
 
+  // The dense kernel's causal and right-window launches take the scheduler's paired order where
+  // they have more tiles than the GPU runs at once (with fewer, one CTA per tile finishes with the
+  // longest tile, a pair one block later).
+  static bool paired_order(detail::FwdArgs const& args) {
+    int64_t const tiles = int64_t(num_m_blocks(args)) * tile_heads(args) * args.batch * args.num_splits;
+    return !Traits::kGeneral && args.window_right >= 0 && tiles > int64_t(args.num_sms) * kCtasPerSm;
+  }
+
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
     return {Mainloop::to_underlying_arguments(args), Epilogue::to_underlying_arguments(args),
-            Scheduler::make_params(num_m_blocks(args), tile_heads(args), args.batch, args.num_splits), SeqLens::from(args)};
+            Scheduler::make_params(num_m_blocks(args), tile_heads(args), args.batch, args.num_splits, paired_order(args)),
+            SeqLens::from(args)};
   }
 
   CUTE_DEVICE static SeqLenInfo seq_info(Params const& params, int batch) {
@@ -56,11 +65,14 @@ struct FwdKernelSm90 {
   CUTE_DEVICE static int tensor_batch(Params const& params, int batch) {
     return params.seqlens.template tensor_batch<Traits::kGeneral>(batch);
   }
-  // A tile of a packed batch whose entry is shorter than seqlen_q (the longest) may hold no query
-  // row: producer and consumers both skip it, so the per-tile barrier phases stay in step.
+  // A tile of a packed batch whose entry is shorter than seqlen_q (the longest), or the empty slot
+  // of the scheduler's paired order, holds no query row: producer and consumers both skip it, so
+  // the per-tile barrier phases stay in step.
   CUTE_DEVICE static bool has_rows(Params const& params, TileCoord const& tile, SeqLenInfo const& seq) {
-    return !Traits::kGeneral || tile.m_block * Traits::kBlockM < Mainloop::tile_rows(params.mainloop, seq);
+    return tile.m_block * Traits::kBlockM < Mainloop::tile_rows(params.mainloop, seq);
   }
+  CUTE_DEVICE static int first_tile(Params const& params) { return Scheduler::first_tile(params.scheduler, blockIdx.x); }
+  CUTE_DEVICE static int next_tile(Params const& params, int t) { return Scheduler::next_tile(params.scheduler, t, gridDim.x); }
   CUTE_DEVICE static TileCoord coord(Params const& params, int t) {
     return Scheduler::template coord<Traits::kGeneral>(params.scheduler, t);
   }
@@ -128,7 +140,7 @@ struct FwdKernelSm90 {
         int const lane = warp_wide ? int(threadIdx.x % 32) : 0;
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
         int iteration = 0;
-        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+        for (int t = first_tile(params); Scheduler::valid(params.scheduler, t); t = next_tile(params, t)) {
           TileCoord const tile = coord(params, t);
           SeqLenInfo const seq = seq_info(params, tile.batch);
           if (!has_rows(params, tile, seq)) continue;
@@ -146,7 +158,7 @@ struct FwdKernelSm90 {
         if constexpr (Traits::kFp8) {
           PipelineState state_v;
           PipelineState state_vt = cutlass::make_producer_start_state<PipelineVt>();
-          for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+          for (int t = first_tile(params); Scheduler::valid(params.scheduler, t); t = next_tile(params, t)) {
             TileCoord const tile = coord(params, t);
             SeqLenInfo const seq = seq_info(params, tile.batch);
             if (!has_rows(params, tile, seq)) continue;
@@ -157,7 +169,7 @@ struct FwdKernelSm90 {
         }
       } else if (pack_gqa && warp == 1) {   // GQA packing: this warp loads Q, tile by tile
         int iteration = 0;
-        for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+        for (int t = first_tile(params); Scheduler::valid(params.scheduler, t); t = next_tile(params, t)) {
           TileCoord const tile = coord(params, t);
           SeqLenInfo const seq = seq_info(params, tile.batch);
           if (!has_rows(params, tile, seq)) continue;
@@ -172,7 +184,7 @@ struct FwdKernelSm90 {
       int const thread_idx = threadIdx.x - Traits::kThreadsPerWarpGroup;
       PipelineState state;
       int iteration = 0;
-      for (int t = Scheduler::first_tile(); Scheduler::valid(params.scheduler, t); t = Scheduler::next_tile(t)) {
+      for (int t = first_tile(params); Scheduler::valid(params.scheduler, t); t = next_tile(params, t)) {
         TileCoord const tile = coord(params, t);
         SeqLenInfo const seq = seq_info(params, tile.batch);
         if (!has_rows(params, tile, seq)) continue;

@@ -551,7 +551,9 @@ struct MainloopFwdSm90 {
     static constexpr int kDBlocks = kHeadDim / 16;                   // 16-d steps per key row
     static constexpr int kSteps = kSlotBlocks * kDBlocks;            // step = slot block * kDBlocks + d block
     static constexpr int kWarps = Traits::kNumTransposeThreads / 32;
-    static constexpr int kInFlight = 4;                              // steps whose loads are issued together
+    // Steps whose loads are issued together: four hide ldmatrix's latency, but take 16 registers
+    // (56 in all); a producer of 40 registers spilled with two (d128) and keeps one.
+    static constexpr int kInFlight = Traits::kProducerRegisters >= 56 ? 4 : 1;
     static constexpr int kChunkBits = 0x70;
     static constexpr uint32_t kLowRow = 0x6420u;    // byte permute: V^T row 2p of matrices (m, m + 1)
     static constexpr uint32_t kHighRow = 0x7531u;   // row 2p + 1

@@ -36,16 +36,26 @@ struct TilePlan {
 // window's two edges, the packed-row store.
 constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   bool const general = variant != Variant::kDense;
-  // FP8 (dense only): the 16-bit plans' tiles with V transposed in shared memory by three producer
-  // warps (56 registers: five lane addresses, two selectors, four ldmatrix results in flight; no
-  // spills) and O staged in its own 16-bit buffer (Q's holds one byte per element). Shared memory, d64 /
-  // d128 / d256: Q 8 / 16 / 32 KB, K, V and V^T 2 stages of 8 / 24 / 16 KB each, O 16 / 32 / 64 KB
-  // = 72 / 192 / 192 KB. 128 x (56 + 2 x 224) = 64512 registers.
-  // d128: 128 x 192 measured 649 TFLOP/s at 16k non-causal and 645 causal against 607 and 605 with
-  // 128 x 128 (H200, one run): a block's fixed costs (barriers, O rescale, GEMM issue) over more keys.
+  // FP8 (dense only): V is transposed in shared memory by three producer warps and O is staged in
+  // its own 16-bit buffer (Q's holds one byte per element). The transposer's registers: five lane
+  // addresses, two selectors and 4 registers per ldmatrix in flight (VtTransposer::kInFlight: 4 at
+  // 56 registers, 1 below).
+  // d64: exp-bound as in 16 bits: three consumer warpgroups (192 rows), a third softmax to overlap
+  // with the GEMMs. 128 x (56 + 3 x 152) = 65536 registers, no spills; 192 x 160 (FA3's tile)
+  // spilled 96 bytes at 152. Q 12 KB + K, V, V^T 2 stages x 8 KB + O 24 KB = 84 KB.
+  // Before (128 x 128, two warpgroups at 56 / 224): 506 TFLOP/s at 16k non-causal (H200).
+  // d128: 128 x 224 (FA3's tile): a block's fixed costs (barriers, O rescale, GEMM issue) over more
+  // keys; S takes 112 registers, P 28, O 64: the consumers need 232, which leaves the producer 40
+  // (128 x (40 + 2 x 232) = 64512), where ptxas is clean with one ldmatrix in flight (two spilled 4
+  // bytes). Q 16 KB + K, V, V^T 2 x 28 KB + O 32 KB = 216 KB. The wgmma N of 224 is an extended
+  // shape (CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED, set by the build).
+  // Before: 128 x 192 measured 649 TFLOP/s at 16k non-causal and 645 causal against 607 and 605
+  // with 128 x 128 (H200, one run, the old transposer).
+  // d256: 128 x 64, two stages: Q 32 KB + K, V, V^T 2 x 16 KB + O 64 KB = 192 KB; 128 keys would
+  // need 96 KB more.
   if (fp8) {
-    if (head_dim <= 64) return TilePlan{128, 128, 2, 56, 224, true, true};
-    if (head_dim <= 128) return TilePlan{128, 192, 2, 56, 224, true, true};
+    if (head_dim <= 64) return TilePlan{192, 128, 2, 56, 152, true, true};
+    if (head_dim <= 128) return TilePlan{128, 224, 2, 40, 232, true, true};
     return TilePlan{128, 64, 2, 56, 224, false, true};
   }
   // decode: at most 64 query rows per tile (one token of 8 GQA heads is 8). With 128-row tiles the
