@@ -336,6 +336,12 @@ std::vector<Case> paged_cases() {
       prefill.nan_tail = true;
       cases.push_back(prefill);
     }
+    // Causal prefill of equal lengths (no seqused_k) with more tiles than SMs: the general kernel
+    // in the scheduler's paired order, with an odd count of query blocks (11) and of heads (21).
+    Case paired = make("paired_prefill", dtype, 128, 3, 1300, 1300, 7, 7, Split::kNone);
+    paired.page_size = 64;
+    paired.causal = true;
+    cases.push_back(paired);
     // Pages of 16 (16-row TMA boxes) at every kernel width, 72 padded onto the 80-wide kernels
     // (its last 16-byte column zero-filled): decode split and prefill causal.
     for (int head_dim : {64, 72, 80, 96, 192, 256}) {

@@ -255,6 +255,11 @@ std::vector<Case> forward_cases() {
         // seqlen_k, tiles whose rows see no key fall between ordinary ones.
         cases.push_back({dtype, head_dim, causal, 3, 8, 2, 1500, 700});
       }
+  // Causal with more tiles than SMs runs the scheduler's paired order: an odd count of query
+  // blocks (11 of 128 rows, 7 of 192) and an odd number of heads (21) pair middle blocks across
+  // heads and leave empty slots.
+  for (DataType dtype : {DataType::FP16, DataType::BF16})
+    for (int head_dim : {64, 128, 256}) cases.push_back({dtype, head_dim, true, 3, 7, 7, 1300, 1300});
   return cases;
 }
 

@@ -45,12 +45,14 @@ struct FwdKernelSm90 {
   }
   static int tile_heads(detail::FwdArgs const& args) { return args.pack_gqa ? args.num_heads_k : args.num_heads; }
 
-  // The dense kernel's causal and right-window launches take the scheduler's paired order where
-  // they have more tiles than the GPU runs at once (with fewer, one CTA per tile finishes with the
-  // longest tile, a pair one block later).
+  // Causal and right-window launches take the scheduler's paired order where every entry has the
+  // same length (no packed batch, no seqused_k: a tile's cost then depends on its query block only,
+  // linearly) and the keys are not split, and where they have more tiles than the GPU runs at once
+  // (with fewer, one CTA per tile finishes with the longest tile, a pair one block later).
   static bool paired_order(detail::FwdArgs const& args) {
     int64_t const tiles = int64_t(num_m_blocks(args)) * tile_heads(args) * args.batch * args.num_splits;
-    return !Traits::kGeneral && args.window_right >= 0 && tiles > int64_t(args.num_sms) * kCtasPerSm;
+    bool const same_lengths = args.cu_seqlens_q == nullptr && args.seqused_k == nullptr;
+    return args.window_right >= 0 && same_lengths && args.num_splits == 1 && tiles > int64_t(args.num_sms) * kCtasPerSm;
   }
 
   static Params to_underlying_arguments(detail::FwdArgs const& args) {
@@ -194,7 +196,7 @@ struct FwdKernelSm90 {
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
-        OnlineSoftmax<kRows, Traits::kFp8 ? 8 : 0> softmax;
+        OnlineSoftmax<kRows, Traits::kSoftmaxMaxOffset, Traits::kRescaleThreshold> softmax;
         storage.barrier_q.wait(iteration & 1);
         if (n_begin < n_end) {
           if constexpr (Traits::kFp8) {

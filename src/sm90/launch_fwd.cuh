@@ -84,13 +84,14 @@ Status launch_fwd(FwdArgs const& args, cudaStream_t stream) {
     return fail(kErrorInternal, "the dense kernel was selected for arguments that need the general variant");
   }
 
-  // With the paired order an odd count of query blocks gains one empty slot per head.
-  int64_t const num_tiles = int64_t(Kernel::num_m_blocks(args) + 1) * Kernel::tile_heads(args) * args.batch * args.num_splits;
+  // With the paired order an odd number of heads of an odd count of query blocks gains one empty
+  // slot: heads + 1 bounds it.
+  int64_t const num_tiles = int64_t(Kernel::num_m_blocks(args)) * (int64_t(Kernel::tile_heads(args)) * args.batch * args.num_splits + 1);
   // Tile indices are int and step by the grid size: half the int range leaves room for the step.
   constexpr int64_t kMaxTiles = INT32_MAX / 2;
   if (num_tiles > kMaxTiles) {
-    return fail(kErrorSizeOverflow, "batch_size * heads * (query blocks of " + std::to_string(Traits::kBlockM) +
-                                        " rows + 1) * num_splits = " + std::to_string(num_tiles) +
+    return fail(kErrorSizeOverflow, "(batch_size * heads * num_splits + 1) * query blocks of " + std::to_string(Traits::kBlockM) +
+                                        " rows = " + std::to_string(num_tiles) +
                                         " tiles exceeds the tile-index limit of " + std::to_string(kMaxTiles));
   }
 

@@ -25,27 +25,33 @@ struct TileCoord {
 // fastest). Heads come next, so query heads that share a KV head run together. Within a head the
 // last query blocks come first: under a causal mask they see the most keys, so the longest tiles
 // start first. The splits of one tile come next to each other.
-// Paired order (the dense kernel's causal and right-window launches): a causal tile's cost grows
+// Paired order (causal and right-window launches of equal-length entries): a causal tile's cost grows
 // linearly with its query block, so within a head the blocks go longest, shortest, second longest,
 // second shortest, ... and a CTA takes them two at a time: tiles 2c, 2c + 1, then 2c + 2 grid,
 // 2c + 2 grid + 1, ... Every pair costs about the same (query blocks m and M - 1 - m see M + 1
 // blocks' worth of keys together), so a static stride over pairs is balanced where one over single
-// tiles was not (see grid_size), and the grid stays persistent. With an odd count of query blocks
-// the head's last pair holds the middle block and an empty slot (m_block = num_m_blocks: no rows).
+// tiles was not (see grid_size), and the grid stays persistent. With an odd count M the middle
+// blocks of two heads make a pair (each sees half of M + 1); two heads then span 2M positions, and
+// with an odd number of heads the last middle block pairs with an empty slot (m_block = M: no
+// rows). (An empty slot per head instead made a half-cost pair in every head, and with a grid that
+// is a multiple of the pairs per head, 132 = 6 x 22 at d64 2k, some CTAs got the half pair in every
+// head: measured, H200, bf16 d64 causal 512, 147 TFLOP/s against 163 with one CTA per tile.)
 struct StaticPersistentScheduler {
   struct Params {
     int num_m_blocks;
-    int m_slots;       // tile positions per head: num_m_blocks, rounded up to even when paired
     int num_heads;
     int batch;
     int num_splits;
-    int num_tiles;
+    int num_groups;    // (split, head, batch) triples: the tiles of one group share their keys
+    int num_tiles;     // positions: num_m_blocks x num_groups, rounded up to whole pairs when paired
     bool paired;
   };
 
   static Params make_params(int num_m_blocks, int num_heads, int batch, int num_splits, bool paired) {
-    int const m_slots = paired ? num_m_blocks + (num_m_blocks & 1) : num_m_blocks;
-    return {num_m_blocks, m_slots, num_heads, batch, num_splits, m_slots * num_heads * batch * num_splits, paired};
+    int const groups = num_heads * batch * num_splits;
+    bool const odd = paired && num_m_blocks % 2 == 1;
+    int const tiles = odd ? 2 * num_m_blocks * ((groups + 1) / 2) : num_m_blocks * groups;
+    return {num_m_blocks, num_heads, batch, num_splits, groups, tiles, paired};
   }
 
   // Non-causal tiles all cost the same, so one CTA per SM walking every grid-th tile is balanced.
@@ -74,16 +80,41 @@ struct StaticPersistentScheduler {
   // kSplit false: num_splits is 1 (the dense kernel), and the split index costs nothing.
   template <bool kSplit>
   CUTE_HOST_DEVICE static TileCoord coord(Params const& p, int tile) {
-    int const slot = tile % p.m_slots;
-    int m_block = p.num_m_blocks - 1 - slot;
-    if (p.paired) m_block = slot >= p.num_m_blocks ? p.num_m_blocks : slot % 2 == 1 ? slot / 2 : p.num_m_blocks - 1 - slot / 2;
-    int rest = tile / p.m_slots;
+    int const m = p.num_m_blocks;
+    int group;
+    int m_block;
+    if (!p.paired || m % 2 == 0) {
+      int const slot = tile % m;
+      group = tile / m;
+      // Paired: pair k = slot / 2 is query blocks M - 1 - k, then k.
+      m_block = !p.paired ? m - 1 - slot : slot % 2 == 0 ? m - 1 - slot / 2 : slot / 2;
+    } else {
+      // Two heads' 2M positions: the pairs of the first head, those of the second, then the middle
+      // blocks of both.
+      int const slot = tile % (2 * m);
+      int const pair = slot / 2;
+      int const second = slot % 2;
+      int const half = (m - 1) / 2;   // pairs per head besides the middle block
+      group = 2 * (tile / (2 * m));
+      if (pair < 2 * half) {
+        group += pair / half;
+        int const k = pair % half;
+        m_block = second == 0 ? m - 1 - k : k;
+      } else {
+        group += second;
+        m_block = half;
+      }
+      if (group >= p.num_groups) {   // the partner of an odd number of heads' last middle block
+        group = p.num_groups - 1;
+        m_block = m;
+      }
+    }
     int split = 0;
     if constexpr (kSplit) {
-      split = rest % p.num_splits;
-      rest /= p.num_splits;
+      split = group % p.num_splits;
+      group /= p.num_splits;
     }
-    return {m_block, rest % p.num_heads, rest / p.num_heads, split};
+    return {m_block, group % p.num_heads, group / p.num_heads, split};
   }
 };
 

@@ -160,6 +160,13 @@ struct FwdTraits {
   static_assert(!kFp8 || (kHeadDim % 32 == 0 && kBlockN % 32 == 0), "FP8 wgmma K steps are 32 elements");
   // FP8: producer warps 1..3 transpose V (warp 0 issues the TMA loads).
   static constexpr int kNumTransposeThreads = kFp8 ? 3 * 32 : 0;
+  // Softmax (softmax.cuh): P = exp2(score - max + offset), the max moving only by more than the
+  // threshold, so P <= 2^(offset + threshold) = 256. FP8: an offset of 7 keeps probabilities down
+  // to 2^-13 of the max in e4m3's normal range (smallest 2^-6) and a threshold of 1 keeps P below
+  // 448. 16-bit: no offset; fp16 holds 256 exactly, and a threshold of 8 skips the rescale of O on
+  // every block whose max rises by less than a factor of 256.
+  static constexpr int kSoftmaxMaxOffset = kFp8 ? 7 : 0;
+  static constexpr int kRescaleThreshold = kFp8 ? 1 : 8;
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
   using TileShapePV = Shape<Int<kBlockM>, Int<kHeadDim>, Int<kBlockN>>;   // (M, N, K) of O = P V
