@@ -249,8 +249,9 @@ TEST(Fp8GpuSaturation, LargestProbabilityIsExact) {
 
 // A shallow ramp (6 log2 units over 1024 keys, below 1.4 per block of up to 224 keys): most blocks
 // raise the running max by less than the rescale threshold, so they are exponentiated against a
-// stale max and P climbs to 2^(offset + threshold) before the max moves. At every head dim's block
-// size; a threshold or offset that let P pass 448 would clip it and miss the bound.
+// stale max and P climbs to 2^(offset + threshold) before the max moves (in the plans with the lazy
+// rescale; the others move the max every block). A threshold or offset that let P pass 448 would
+// clip it and miss the bound.
 TEST(Fp8GpuSaturation, LazyRescaleStaysBelowTheLargestE4m3) {
   SKIP_WITHOUT_SM90();
   for (int d : {64, 128, 256}) {

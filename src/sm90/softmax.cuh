@@ -18,8 +18,8 @@ namespace flash::sm90 {
 // (log2 units); below, the block is exponentiated against the old max and O is not rescaled, which
 // saves the multiply of every O register of the thread (128 at head dim 256) on most blocks once the
 // max has settled. P is then at most 2^(kMaxOffset + kRescaleThreshold), which FwdTraits keeps at
-// 2^8 = 256 (16-bit: 0 + 8; FP8: 7 + 1, below e4m3's 448). The result is exact either way: O and
-// the row sum are both relative to the same max.
+// or below 2^8 = 256 (16-bit: 0 + 8; FP8: 7 + 1, below e4m3's 448; 0 where the plan moves the max
+// on every block). The result is exact either way: O and the row sum share the max.
 template <int kRows, int kMaxOffset = 0, int kRescaleThreshold = 0>
 struct OnlineSoftmax {
   static_assert(kMaxOffset >= 0 && kRescaleThreshold >= 0 && kMaxOffset + kRescaleThreshold <= 8,

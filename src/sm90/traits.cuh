@@ -26,6 +26,13 @@ struct TilePlan {
   bool scheduler_barrier;   // consumer warpgroups issue their GEMMs in turn
   bool separate_o;          // O is staged in its own buffer (else in Q's), so the next Q loads during the epilogue
   int ctas_per_sm = 1;      // CTAs resident per SM (launch bounds, persistent grid, register pool)
+  // The running max moves only past a threshold and a warp whose rows kept it skips the O rescale
+  // (softmax.cuh; FwdTraits sets the threshold). Measured per plan (H200, FA3-paper grid, one run
+  // each way): 16-bit d256 +5-10% (bf16 16k 729 -> 762 non-causal, 727 -> 791 causal), d128 +0-6%,
+  // FP8 d256 +10-12% (916 -> 1027), FP8 d64 +1-2%; but 16-bit d64 -3-9% and FP8 d128 -4-8%, where
+  // O is 32 / 64 registers and the branch around the multiply cost more than the multiplies (the
+  // vision encoder's d80 general kernel -4%). Off: the max moves on every block, as before.
+  bool lazy_rescale = false;
 };
 
 // One choice per head dim and variant, each with its reason (measured on H100, bf16, FA3-paper
@@ -54,9 +61,9 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // d256: 128 x 64, two stages: Q 32 KB + K, V, V^T 2 x 16 KB + O 64 KB = 192 KB; 128 keys would
   // need 96 KB more.
   if (fp8) {
-    if (head_dim <= 64) return TilePlan{192, 128, 2, 56, 152, true, true};
+    if (head_dim <= 64) return TilePlan{192, 128, 2, 56, 152, true, true, 1, true};
     if (head_dim <= 128) return TilePlan{128, 224, 2, 40, 232, true, true};
-    return TilePlan{128, 64, 2, 56, 224, false, true};
+    return TilePlan{128, 64, 2, 56, 224, false, true, 1, true};
   }
   // decode: at most 64 query rows per tile (one token of 8 GQA heads is 8). With 128-row tiles the
   // second consumer warpgroup multiplied zero rows, and the GEMMs and exponentials of a key block
@@ -92,7 +99,7 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
   // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
   // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
-  if (head_dim <= 128) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true};
+  if (head_dim <= 128) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true, 1, true};
   // hdim 192: as 256, 64-key blocks; Q 48 KB + K,V 2 x 2 x 24 KB + O 48 KB = 192 KB leaves room for
   // a separate O buffer.
   if (head_dim <= 192) return general ? TilePlan{128, 64, 2, 40, 232, false, true} : TilePlan{128, 64, 2, 32, 232, false, true};
@@ -106,7 +113,7 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // coordinates instead (off the tensor-core path; 20 before the producer became warp-wide).
   // 32/240 compiled clean but hung on the H100: it asks for 65536 registers, more than the CTA's
   // pool (see kLaunchRegisters).
-  return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
+  return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false, 1, true};
 }
 
 enum class WarpGroupRole : int {
@@ -160,13 +167,14 @@ struct FwdTraits {
   static_assert(!kFp8 || (kHeadDim % 32 == 0 && kBlockN % 32 == 0), "FP8 wgmma K steps are 32 elements");
   // FP8: producer warps 1..3 transpose V (warp 0 issues the TMA loads).
   static constexpr int kNumTransposeThreads = kFp8 ? 3 * 32 : 0;
-  // Softmax (softmax.cuh): P = exp2(score - max + offset), the max moving only by more than the
-  // threshold, so P <= 2^(offset + threshold) = 256. FP8: an offset of 7 keeps probabilities down
-  // to 2^-13 of the max in e4m3's normal range (smallest 2^-6) and a threshold of 1 keeps P below
-  // 448. 16-bit: no offset; fp16 holds 256 exactly, and a threshold of 8 skips the rescale of O on
-  // every block whose max rises by less than a factor of 256.
+  // Softmax (softmax.cuh): P = exp2(score - max + offset), with the lazy rescale the max moving
+  // only by more than the threshold, so P <= 2^(offset + threshold) <= 256. FP8: an offset of 7
+  // keeps probabilities down to 2^-13 of the max in e4m3's normal range (smallest 2^-6) and a
+  // threshold of 1 keeps P below 448. 16-bit: no offset; fp16 holds 256 exactly, and a threshold of
+  // 8 skips the rescale of O on every block whose max rises by less than a factor of 256.
+  static constexpr bool kLazyRescale = kPlan.lazy_rescale;
   static constexpr int kSoftmaxMaxOffset = kFp8 ? 7 : 0;
-  static constexpr int kRescaleThreshold = kFp8 ? 1 : 8;
+  static constexpr int kRescaleThreshold = !kLazyRescale ? 0 : kFp8 ? 1 : 8;
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
   using TileShapePV = Shape<Int<kBlockM>, Int<kHeadDim>, Int<kBlockN>>;   // (M, N, K) of O = P V
