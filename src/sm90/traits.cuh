@@ -41,7 +41,7 @@ struct TilePlan {
 // the general kernel adds packed variable-length batches, seqused_k, left windows, softcap, paged
 // caches, GQA packing and split keys at run time, which costs registers: per-tile lengths, the
 // window's two edges, the packed-row store.
-constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
+constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
   bool const general = variant != Variant::kDense;
   // FP8 (dense only): V is transposed in shared memory by three producer warps and O is staged in
   // its own 16-bit buffer (Q's holds one byte per element). The transposer's registers: five lane
@@ -61,9 +61,9 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // d256: 128 x 64, two stages: Q 32 KB + K, V, V^T 2 x 16 KB + O 64 KB = 192 KB; 128 keys would
   // need 96 KB more.
   if (fp8) {
-    if (head_dim <= 64) return TilePlan{192, 128, 2, 56, 152, true, true, 1, true};
+    if (head_dim <= 64) return TilePlan{192, 128, 2, 56, 152, true, true};
     if (head_dim <= 128) return TilePlan{128, 224, 2, 40, 232, true, true};
-    return TilePlan{128, 64, 2, 56, 224, false, true, 1, true};
+    return TilePlan{128, 64, 2, 56, 224, false, true};
   }
   // decode: at most 64 query rows per tile (one token of 8 GQA heads is 8). With 128-row tiles the
   // second consumer warpgroup multiplied zero rows, and the GEMMs and exponentials of a key block
@@ -99,7 +99,7 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // 128 x 176 (FA3's non-causal tile) measured 485 against 609; 3 stages and dropping the
   // scheduler barrier changed nothing (+-2%). The producer needs only TMA coordinates, yet at 24
   // registers ptxas spilled 8 bytes of them, so it gets 32 and the consumers 232.
-  if (head_dim <= 128) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true, 1, true};
+  if (head_dim <= 128) return general ? TilePlan{128, 128, 2, 40, 232, true, true} : TilePlan{128, 128, 2, 32, 232, true, true};
   // hdim 192: as 256, 64-key blocks; Q 48 KB + K,V 2 x 2 x 24 KB + O 48 KB = 192 KB leaves room for
   // a separate O buffer.
   if (head_dim <= 192) return general ? TilePlan{128, 64, 2, 40, 232, false, true} : TilePlan{128, 64, 2, 32, 232, false, true};
@@ -113,7 +113,17 @@ constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   // coordinates instead (off the tensor-core path; 20 before the producer became warp-wide).
   // 32/240 compiled clean but hung on the H100: it asks for 65536 registers, more than the CTA's
   // pool (see kLaunchRegisters).
-  return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false, 1, true};
+  return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
+}
+
+// The lazy rescale (TilePlan::lazy_rescale) where the dense kernel measured faster with it: 16-bit
+// d128 and d256, FP8 d64 and d256. Every variant of a head dim makes the same choice, so that a
+// packed batch of equal lengths gives the dense kernel's bits (tests/test_gpu_serving.cpp); the
+// general and decode kernels were not timed both ways.
+constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
+  TilePlan plan = base_tile_plan(head_dim, variant, fp8);
+  plan.lazy_rescale = fp8 ? (head_dim <= 64 || head_dim > 128) : (head_dim > 96 && head_dim <= 128) || head_dim > 192;
+  return plan;
 }
 
 enum class WarpGroupRole : int {
