@@ -104,7 +104,7 @@ struct StaticPersistentScheduler {
         group += second;
         m_block = half;
       }
-      if (group >= p.num_groups) {   // the partner of an odd number of heads' last middle block
+      if (group >= p.num_groups) {   // an odd number of heads: the missing second head's positions
         group = p.num_groups - 1;
         m_block = m;
       }
