@@ -196,7 +196,7 @@ struct FwdKernelSm90 {
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
-        OnlineSoftmax<kRows, Traits::kSoftmaxMaxOffset, Traits::kRescaleThreshold> softmax;
+        OnlineSoftmax<kRows, Traits::kSoftmaxMaxOffset, Traits::kRescaleThreshold, Traits::kPolyExp2, Traits::kPolyDegree> softmax;
         storage.barrier_q.wait(iteration & 1);
         if (n_begin < n_end) {
           if constexpr (Traits::kFp8) {
@@ -208,8 +208,8 @@ struct FwdKernelSm90 {
           }
         } else {
           clear(tOrO);   // no row of this tile sees a key: O = 0, LSE = -inf
+          Mainloop::release_q(storage);
         }
-        if constexpr (Traits::kSeparateO) storage.barrier_q_free.arrive();   // done with Q
         float o_scale[kRows];
         float lse[kRows];
         // Recomputed, not kept through the mainloop (16-bit: a kernel parameter; FP8: two cached loads).

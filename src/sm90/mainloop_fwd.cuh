@@ -401,8 +401,16 @@ struct MainloopFwdSm90 {
     cutlass::arch::NamedBarrier::arrive(kSchedulerBarrierThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
   }
 
-  // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics.
-  // Requires n_begin < n_end and Q in shared memory.
+  // Consumers, once their last Q K^T of a tile is done: where O has its own buffer, Q's may take
+  // the next tile's Q while the last block's softmax, P V and the epilogue still run (else the
+  // epilogue frees it once O is stored from it).
+  CUTE_DEVICE static void release_q(SharedStorage& storage) {
+    if constexpr (Traits::kSeparateO) storage.barrier_q_free.arrive();
+  }
+
+  // Consumers: accumulates the unnormalised O of the tile in tOrO and the softmax statistics, and
+  // releases Q's buffer (release_q) after the last Q K^T. Requires n_begin < n_end and Q in shared
+  // memory.
   // pipeline_v: V's ring (16-bit) or V^T's (FP8).
   template <class FragO, class Softmax, class PipelineV>
   CUTE_DEVICE static void mma(Params const& p, Pipeline& pipeline_k, PipelineV& pipeline_v, PipelineState& state,
@@ -470,6 +478,7 @@ struct MainloopFwdSm90 {
     warpgroup_wait<0>();
     warpgroup_fence_operand(tSrS);
     pipeline_k.consumer_release(state);
+    if (n_begin == n_end - 1) release_q(storage);
     ++state;
     softmax_step(n_block);
     convert_p();
@@ -493,6 +502,7 @@ struct MainloopFwdSm90 {
       warpgroup_wait<1>();   // S of this block is ready; P V of the previous block may still run
       warpgroup_fence_operand(tSrS);
       pipeline_k.consumer_release(state);
+      if (n_block == n_begin) release_q(storage);
       softmax_step(n_block);
       warpgroup_wait<0>();
       // The fences keep the compiler from touching O, or overwriting P, before the wait.

@@ -33,6 +33,9 @@ struct TilePlan {
   // O is 32 / 64 registers and the branch around the multiply cost more than the multiplies (the
   // vision encoder's d80 general kernel -4%). Off: the max moves on every block, as before.
   bool lazy_rescale = false;
+  // Of every 8 scores, how many are exponentiated on the FMA pipe (softmax.cuh, exp2_fma) rather
+  // than on the MUFU unit, whose 16 exp2 per cycle per SM take as long as the GEMMs at FP8 d128.
+  int poly_exp2 = 0;
 };
 
 // One choice per head dim and variant, each with its reason (measured on H100, bf16, FA3-paper
@@ -120,9 +123,16 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
 // d128 and d256, FP8 d64 and d256. Every variant of a head dim makes the same choice, so that a
 // packed batch of equal lengths gives the dense kernel's bits (tests/test_gpu_serving.cpp); the
 // general and decode kernels were not timed both ways.
+// Exponentials on the FMA pipe (TilePlan::poly_exp2): 1 of 8 at FP8 d128 only. Measured (H200,
+// FA3-paper grid, non-causal, one run, k of 8 against the MUFU alone): FP8 d128 k = 1 +2-5% (16k
+// 889 -> 905), k = 2 -1% to +2%, k = 3 and 4 -2% to -9%; FP8 d64 -4% to -8% at k = 1, worse above;
+// bf16 d64 -2% to -7% at k = 1; the vision encoder's d80 unchanged. So the d64 softmaxes are not
+// held by the MUFU unit but (hypothesis, not profiled) by issue slots, to which the polynomial's
+// eight instructions in place of one add.
 constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   TilePlan plan = base_tile_plan(head_dim, variant, fp8);
   plan.lazy_rescale = fp8 ? (head_dim <= 64 || head_dim > 128) : (head_dim > 96 && head_dim <= 128) || head_dim > 192;
+  plan.poly_exp2 = fp8 && head_dim > 64 && head_dim <= 128 ? 1 : 0;
   return plan;
 }
 
@@ -185,6 +195,8 @@ struct FwdTraits {
   static constexpr bool kLazyRescale = kPlan.lazy_rescale;
   static constexpr int kSoftmaxMaxOffset = kFp8 ? 7 : 0;
   static constexpr int kRescaleThreshold = !kLazyRescale ? 0 : kFp8 ? 1 : 8;
+  static constexpr int kPolyExp2 = kPlan.poly_exp2;
+  static constexpr int kPolyDegree = kFp8 ? 2 : 3;
 
   using TileShapeQK = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;   // (M, N, K) of S = Q K^T
   using TileShapePV = Shape<Int<kBlockM>, Int<kHeadDim>, Int<kBlockN>>;   // (M, N, K) of O = P V
@@ -250,7 +262,7 @@ struct FwdTraits {
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutKV>, 1024> v;
     cute::array_aligned<Element, kFp8 ? cute::cosize_v<SmemLayoutVt> : 1, 1024> vt;   // FP8: V transposed
     alignas(16) cutlass::arch::ClusterTransactionBarrier barrier_q;   // Q of the current tile landed
-    // Q's buffer may be reloaded: the consumers' last GEMM with it is done (kSeparateO), or the last
+    // Q's buffer may be reloaded: the consumers' last Q K^T of the tile is done (kSeparateO), or the last
     // tile's O store has read it (O staged in Q's buffer).
     cutlass::arch::ClusterBarrier barrier_q_free;
     typename Pipeline::SharedStorage pipeline_k;
