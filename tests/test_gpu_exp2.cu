@@ -1,15 +1,15 @@
 // The softmax's exponentials on the FMA pipe (sm90/softmax.cuh, exp2_fma), on the GPU with the
-// kernels' flags: against 2^x in double over every float of [-126, 8] on a fine grid and at the
-// edges, each result within the polynomial's bound, and 0 exactly below -126 and for -inf (masked
+// kernels' flags: against 2^x in double over [-126, 8.5] in steps of 2^-10 and at the floats
+// beside each integer, each result within the polynomial's bound, and 0 exactly below -126 and for -inf (masked
 // scores). The forward tests check the kernels that use it against the double reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <string>
 #include <vector>
 
 #include <cuda_runtime_api.h>
 
+#include "gpu_test_util.h"
 #include "sm90/softmax.cuh"
 
 namespace {
@@ -18,20 +18,6 @@ template <int kDegree>
 __global__ void exp2_fma_kernel(float const* x, float* y, int n) {
   int const i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) y[i] = flash::sm90::exp2_fma<kDegree>(x[i]);
-}
-
-std::string skip_reason() {
-  int count = 0;
-  cudaError_t const err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    cudaGetLastError();
-    return std::string("no CUDA device (") + (err != cudaSuccess ? cudaGetErrorString(err) : "count 0") + ")";
-  }
-  int major = 0, minor = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
-  if (major != 9 || minor != 0) return "device is compute capability " + std::to_string(major) + "." + std::to_string(minor) + ", not SM90";
-  return "";
 }
 
 #define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
@@ -88,14 +74,12 @@ void check_degree(double bound) {
 }
 
 TEST(Exp2FmaGpu, DegreeTwoWithinTheFitsBound) {
-  std::string const reason = skip_reason();
-  if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  SKIP_WITHOUT_SM90();
   check_degree<2>(2.1e-3);
 }
 
 TEST(Exp2FmaGpu, DegreeThreeWithinTheFitsBound) {
-  std::string const reason = skip_reason();
-  if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  SKIP_WITHOUT_SM90();
   check_degree<3>(8.7e-5);
 }
 

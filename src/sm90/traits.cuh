@@ -126,9 +126,9 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
 // Exponentials on the FMA pipe (TilePlan::poly_exp2): 1 of 8 at FP8 d128 only. Measured (H200,
 // FA3-paper grid, non-causal, one run, k of 8 against the MUFU alone): FP8 d128 k = 1 +2-5% (16k
 // 889 -> 905), k = 2 -1% to +2%, k = 3 and 4 -2% to -9%; FP8 d64 -4% to -8% at k = 1, worse above;
-// bf16 d64 -2% to -7% at k = 1; the vision encoder's d80 unchanged. So the d64 softmaxes are not
-// held by the MUFU unit but (hypothesis, not profiled) by issue slots, to which the polynomial's
-// eight instructions in place of one add.
+// bf16 d64 -2% to -7% at k = 1; the vision encoder's d80 unchanged. The d64 softmaxes are not held
+// by the MUFU unit (nor, profiled, by issue slots: docs/PERF_NOTES.md), and the polynomial's eight
+// instructions in place of one cost more than they save there.
 constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   TilePlan plan = base_tile_plan(head_dim, variant, fp8);
   plan.lazy_rescale = fp8 ? (head_dim <= 64 || head_dim > 128) : (head_dim > 96 && head_dim <= 128) || head_dim > 192;
