@@ -1,7 +1,8 @@
 // The softmax's exponentials on the FMA pipe (sm90/softmax.cuh, exp2_fma), on the GPU with the
 // kernels' flags: against 2^x in double over [-126, 8.5] in steps of 2^-10 and at the floats
-// beside each integer, each result within the polynomial's bound, and 0 exactly below -126 and for -inf (masked
-// scores). The forward tests check the kernels that use it against the double reference.
+// beside each integer, each result within the polynomial's bound, and 0 exactly below -126 and
+// for -inf (masked scores). The forward tests check the kernels that use it against the double
+// reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,10 +21,8 @@ __global__ void exp2_fma_kernel(float const* x, float* y, int n) {
   if (i < n) y[i] = flash::sm90::exp2_fma<kDegree>(x[i]);
 }
 
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
-
 // x: [-130, 8.5] in steps of 2^-10 (every f of 1024 per binade of the exponent's integer part),
-// the floats just below and above each integer, and -inf.
+// the floats just below and above each integer, -1e30 and -inf.
 std::vector<float> inputs() {
   std::vector<float> x;
   for (int i = -130 * 1024; i <= 8 * 1024 + 512; ++i) x.push_back(float(i) / 1024.0f);
@@ -40,18 +39,16 @@ template <int kDegree>
 void check_degree(double bound) {
   std::vector<float> const x = inputs();
   int const n = int(x.size());
-  float* d_x = nullptr;
-  float* d_y = nullptr;
-  CUDA_OK(cudaMalloc(&d_x, n * sizeof(float)));
-  CUDA_OK(cudaMalloc(&d_y, n * sizeof(float)));
-  CUDA_OK(cudaMemcpy(d_x, x.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemset(d_y, 0xFF, n * sizeof(float)));   // NaN: every element must be written
-  exp2_fma_kernel<kDegree><<<(n + 255) / 256, 256>>>(d_x, d_y, n);
-  CUDA_OK(cudaGetLastError());
+  flash::host::GuardedDeviceBuffer d_x = flash::test::device_copy(x);
+  flash::host::GuardedDeviceBuffer d_y(n * sizeof(float));
+  d_y.poison(flash::host::kPoisonNaN);   // every element must be written
+  exp2_fma_kernel<kDegree>
+      <<<(n + 255) / 256, 256>>>(static_cast<float const*>(d_x.data()), static_cast<float*>(d_y.data()), n);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_TRUE(d_y.guards_intact());
   std::vector<float> y(n);
-  CUDA_OK(cudaMemcpy(y.data(), d_y, n * sizeof(float), cudaMemcpyDeviceToHost));
-  cudaFree(d_x);
-  cudaFree(d_y);
+  d_y.copy_to_host(y.data(), n * sizeof(float));
 
   double worst = 0.0;
   float worst_x = 0.0f;
