@@ -4,8 +4,9 @@
 // Producer (one elected thread): per tile, K and V of each key block the tile sees, last block first, through two
 // rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
 // and Q after the first block's K and V. A paged KV cache is read block by block through the page
-// table: one TMA box per block when pages are whole key blocks, else one per 16-row chunk. With GQA
-// packing a second producer warp copies Q's rows itself (no TMA box covers them).
+// table: one TMA box per block when pages are whole key blocks, one per half block when they are
+// whole halves, else the producer warp gathers the block's rows with cp.async. With GQA packing a
+// second producer warp copies Q's rows itself (no TMA box covers them).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // softcap, mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
@@ -71,8 +72,20 @@ struct MainloopFwdSm90 {
   template <int kRows>
   using TmaKVRows = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::template SmemLayoutKVRows<kRows>{},
                                            RowsShape<kRows>{}, _1{}));
-  using TmaKVChunk = TmaKVRows<kPageChunk>;
   using TmaKVHalf = TmaKVRows<kPageHalf>;
+
+  // How a paged cache's key block arrives: one TMA box (pages of whole blocks), two (pages of whole
+  // half blocks), or rows gathered by the producer warp's cp.async (smaller pages: TMA boxes of 16
+  // rows cost the copy engine ~300 cycles each, H200, which left pages of 16 at 0.37 of contiguous).
+  enum class PagedLoad { kBlockBox, kHalfBoxes, kGather };
+  // A paged K or V for the gathering copies: element (row, col) of page `pg`, head `h` is at
+  // ptr[pg * page + row * row_stride + h * head + col].
+  struct GatherSource {
+    Element const* ptr;
+    int64_t page;
+    int64_t row;
+    int64_t head;
+  };
 
   struct Params {
     ShapeQKV shape_q;
@@ -82,8 +95,9 @@ struct MainloopFwdSm90 {
     TmaKV tma_v;
     TmaKVHalf tma_k_half;     // paged caches whose pages are whole half blocks
     TmaKVHalf tma_v_half;
-    TmaKVChunk tma_k_chunk;   // paged caches whose pages are neither
-    TmaKVChunk tma_v_chunk;
+    GatherSource gather_k;    // paged caches whose pages are neither
+    GatherSource gather_v;
+    bool gather_kv;           // paged_load(page_size) == kGather: the consumers fence each K/V stage
     int window_left;       // FwdMask's window, -1: unbounded
     int window_right;
     float scale_log2;      // applied to the (softcapped) scores before exp2
@@ -164,8 +178,9 @@ struct MainloopFwdSm90 {
              make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
              TmaKVHalf{},
              TmaKVHalf{},
-             TmaKVChunk{},
-             TmaKVChunk{},
+             {static_cast<Element const*>(args.k), args.k_strides.batch, args.k_strides.row, args.k_strides.head},
+             {static_cast<Element const*>(args.v), args.v_strides.batch, args.v_strides.row, args.v_strides.head},
+             paged && paged_load(args.page_size) == PagedLoad::kGather,
              args.window_left,
              args.window_right,
              args.softmax_scale_log2,
@@ -188,17 +203,11 @@ struct MainloopFwdSm90 {
              args.v_descale,
              args.descale_batch_stride,
              args.descale_head_stride};
-    int const box_rows = paged ? paged_box_rows(args.page_size) : kBlockN;
-    if (box_rows == kPageHalf) {
+    if (paged && paged_load(args.page_size) == PagedLoad::kHalfBoxes) {
       p.tma_k_half = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
       p.tma_v_half = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
-    } else if (box_rows == kPageChunk) {
-      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
-                                    RowsShape<kPageChunk>{}, _1{});
-      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
-                                    RowsShape<kPageChunk>{}, _1{});
     }
     return p;
   }
@@ -235,19 +244,72 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
-  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk (boxes never cross a
-  // page). The one place this rule lives: the descriptors (to_underlying_arguments), the lookups
-  // and the copies follow it.
-  CUTE_HOST_DEVICE static int paged_box_rows(int page_size) {
-    return page_size % kBlockN == 0 ? kBlockN : page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
+  // The one place the paged-load rule lives: the descriptors and the gather flag
+  // (to_underlying_arguments), the lookups and the copies follow it. Boxes never cross a page.
+  CUTE_HOST_DEVICE static PagedLoad paged_load(int page_size) {
+    return page_size % kBlockN == 0     ? PagedLoad::kBlockBox
+           : page_size % kPageHalf == 0 ? PagedLoad::kHalfBoxes
+                                        : PagedLoad::kGather;
+  }
+  // Rows of a paged block that lie in one page and one lookup: a box's, or a gathered chunk's.
+  CUTE_HOST_DEVICE static int paged_rows(int page_size) {
+    PagedLoad const load = paged_load(page_size);
+    return load == PagedLoad::kBlockBox ? kBlockN : load == PagedLoad::kHalfBoxes ? kPageHalf : kPageChunk;
   }
 
-  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box c.
-  // One memory latency per block, shared by K and V, instead of one per box and tensor.
-  static_assert(kBlockN / kPageChunk <= 32, "one lane per box");
+  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's rows
+  // [c, c + 1) * paged_rows. One memory latency per block, shared by K and V, instead of one per
+  // box or chunk and tensor.
+  static_assert(kBlockN / kPageChunk <= 32, "one lane per chunk");
   CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
-    int const rows = paged_box_rows(p.page_size);
+    int const rows = paged_rows(p.page_size);
     return lane < kBlockN / rows ? page_of(p, batch, n_block * kBlockN + lane * rows) : 0;
+  }
+
+  // A paged block gathered by the producer warp (PagedLoad::kGather): chunk c of kPageChunk rows
+  // from page `pages` of lane c. kGatherLanes lanes share a row (16 bytes each per step, so one
+  // step reads whole 64- or 128-byte row segments), and each lane keeps its row within a pass, so
+  // its source advances by constant offsets; columns past head_dim are zero-filled.
+  // The stage's barrier already expects kTmaBytesKV (producer_acquire's arrival): each lane's
+  // cp.async arrival keeps the phase open until its copies have landed, and lane 0 then takes
+  // the expected bytes back, once every lane's arrival is registered.
+  static constexpr int kGatherLanes = kUnitsPerRow % 8 == 0 ? 8 : kUnitsPerRow % 4 == 0 ? 4 : 2;
+  static constexpr int kGatherRows = 32 / kGatherLanes;   // rows per step
+  // Copies issued back to back; one at a time where the producer has 24 registers (d256).
+  static constexpr int kGatherUnroll = Traits::kProducerRegisters < 32 ? 1 : kUnitsPerRow / kGatherLanes;
+  static_assert(kUnitsPerRow % kGatherLanes == 0 && kPageChunk % kGatherRows == 0, "whole steps per chunk");
+  template <class TensorSmem>
+  CUTE_DEVICE static void gather_block(Params const& p, GatherSource const& src, TensorSmem& sX, uint64_t* barrier,
+                                       int head_k, int n_block, int stage, int pages, int lane) {
+    int const lane_row = lane / kGatherLanes;
+    int const lane_col = (lane % kGatherLanes) * kUnit;
+    Element const* head = src.ptr + int64_t(head_k) * src.head + lane_col;
+    // sX's pointer carries the swizzle (applied to byte addresses) and its layout the rest: the
+    // 32-bit shared address of (row, col, stage) is the swizzle of base + layout offset.
+    using SmemSwizzle = decltype(get_swizzle_portion(SmemLayoutKV{}));
+    uint32_t const smem = cute::cast_smem_ptr_to_uint(raw_pointer_cast(sX.data()));   // 1024-aligned
+    int64_t const pass_stride = kGatherRows * src.row;
+#pragma unroll 1
+    for (int c = 0; c < kBlockN / kPageChunk; ++c) {
+      int const page = __shfl_sync(0xffffffff, pages, c);
+      int const row0 = (n_block * kBlockN + c * kPageChunk) % p.page_size;
+      Element const* from = head + int64_t(page) * src.page + int64_t(row0 + lane_row) * src.row;
+#pragma unroll 1
+      for (int pass = 0; pass < kPageChunk / kGatherRows; ++pass, from += pass_stride) {
+        int const r = pass * kGatherRows + lane_row;
+#pragma unroll(kGatherUnroll)
+        for (int s = 0; s < kUnitsPerRow / kGatherLanes; ++s) {
+          int const col = lane_col + s * kGatherLanes * kUnit;
+          bool const inside = col < p.head_dim;
+          uint32_t const to = SmemSwizzle{}(smem + uint32_t(sizeof(Element) * sX.layout()(c * kPageChunk + r, col, stage)));
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to),
+                       "l"(inside ? from + s * kGatherLanes * kUnit : from), "r"(inside ? 16 : 0));
+        }
+      }
+    }
+    cutlass::arch::cpasync_barrier_arrive(barrier);
+    __syncwarp();
+    if (lane == 0) cutlass::arch::ClusterTransactionBarrier::complete_transaction(barrier, 0, Traits::kTmaBytesKV);
   }
 
   // The kRows-row boxes of one key block, box c from page `pages` of lane c; lane 0 issues.
@@ -273,15 +335,15 @@ struct MainloopFwdSm90 {
   // Every lane of the calling warp enters (the pages pass through shuffles); lane 0 issues.
   template <class TensorG, class TensorS, class TensorSmem>
   CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVHalf const& tma_half,
-                                        TmaKVChunk const& tma_chunk, TensorG const& tXgX, TensorS& tXsX,
+                                        GatherSource const& gather, TensorG const& tXgX, TensorS& tXsX,
                                         TensorSmem& sX, uint64_t& barrier, int head_k, int n_block, int stage,
                                         int pages, int lane) {
     if (!Traits::kGeneral || p.page_table == nullptr) {
       if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
     }
-    int const box_rows = paged_box_rows(p.page_size);
-    if (box_rows == kBlockN) {   // the block lies in one page
+    PagedLoad const load = paged_load(p.page_size);
+    if (load == PagedLoad::kBlockBox) {   // the block lies in one page
       int const key0 = n_block * kBlockN;
       if (lane == 0) {
         Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, pages);                                   // (page_size, d)
@@ -291,10 +353,10 @@ struct MainloopFwdSm90 {
       }
       return;
     }
-    if (box_rows == kPageHalf) {
+    if (load == PagedLoad::kHalfBoxes) {
       load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);
-    } else {
-      load_boxes<kPageChunk>(p, tma_chunk, sX, barrier, head_k, n_block, stage, pages, lane);
+    } else if constexpr (Traits::kGeneral) {   // the dense kernel never sees a paged cache
+      gather_block(p, gather, sX, &barrier, head_k, n_block, stage, pages, lane);
     }
   }
 
@@ -333,10 +395,10 @@ struct MainloopFwdSm90 {
       int const pages = next_pages;
       if (paged && n_block > n_begin) next_pages = block_pages(p, tile.batch, n_block - 1, lane);
       pipeline_k.producer_acquire(state);
-      load_kv_block(p, p.tma_k, p.tma_k_half, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
+      load_kv_block(p, p.tma_k, p.tma_k_half, p.gather_k, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
                     head_k, n_block, state.index(), pages, lane);
       pipeline_v.producer_acquire(state);
-      load_kv_block(p, p.tma_v, p.tma_v_half, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
+      load_kv_block(p, p.tma_v, p.tma_v_half, p.gather_v, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
                     head_k, n_block, state.index(), pages, lane);
       ++state;
       if (!q_issued) {
@@ -399,6 +461,16 @@ struct MainloopFwdSm90 {
     if constexpr (!Traits::kUseSchedulerBarrier) return;
     int const next = (w + 1) % Traits::kNumMmaWarpGroups;
     cutlass::arch::NamedBarrier::arrive(kSchedulerBarrierThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
+  }
+
+  // Consumers: waits until a K or V stage has landed. Gathered stages (PagedLoad::kGather) were
+  // written by cp.async, in the generic proxy: a proxy fence orders them before the wgmma reads.
+  template <class PipelineX>
+  CUTE_DEVICE static void wait_stage(Params const& p, PipelineX& pipeline, PipelineState const& state) {
+    pipeline.consumer_wait(state);
+    if constexpr (Traits::kGeneral) {
+      if (p.gather_kv) cutlass::arch::fence_view_async_shared();
+    }
   }
 
   // Consumers, once their last Q K^T of a tile is done: where O has its own buffer, Q's may take
@@ -472,7 +544,7 @@ struct MainloopFwdSm90 {
     int n_block = n_end - 1;
     PipelineState state_v = state;
     scheduler_wait(warp_group);
-    pipeline_k.consumer_wait(state);
+    wait_stage(p, pipeline_k, state);
     warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
     scheduler_pass(warp_group);
     warpgroup_wait<0>();
@@ -493,9 +565,9 @@ struct MainloopFwdSm90 {
     bool o_zero = true;   // the first P V overwrites O
     for (--n_block; n_block >= n_begin; --n_block) {
       scheduler_wait(warp_group);
-      pipeline_k.consumer_wait(state);
+      wait_stage(p, pipeline_k, state);
       warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
-      pipeline_v.consumer_wait(state_v);
+      wait_stage(p, pipeline_v, state_v);
       warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
       o_zero = false;
       scheduler_pass(warp_group);
@@ -516,7 +588,7 @@ struct MainloopFwdSm90 {
     }
 
     scheduler_wait(warp_group);
-    pipeline_v.consumer_wait(state_v);
+    wait_stage(p, pipeline_v, state_v);
     warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
     scheduler_pass(warp_group);
     warpgroup_wait<0>();
