@@ -342,8 +342,8 @@ std::vector<Case> paged_cases() {
     paired.page_size = 64;
     paired.causal = true;
     cases.push_back(paired);
-    // Pages of 16 (rows gathered by cp.async) at every kernel width, 72 padded onto the 80-wide
-    // kernels (its last 16-byte column zero-filled): decode split and prefill causal.
+    // Pages of 16 (16-row TMA boxes) at every kernel width, 72 padded onto the 80-wide kernels
+    // (its last 16-byte column zero-filled): decode split and prefill causal.
     for (int head_dim : {64, 72, 80, 96, 192, 256}) {
       Case decode = make("chunks_decode", dtype, head_dim, 2, 1, 500, 8, 2, Split::kForced, 3);
       decode.page_size = 16;

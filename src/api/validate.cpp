@@ -26,7 +26,7 @@ constexpr int64_t kTensorAlignBytes = 16;
 constexpr int64_t kLseAlignBytes = 4;
 constexpr int64_t kInt32AlignBytes = 4;
 constexpr int64_t kWorkspaceAlignBytes = 16;
-// Pages are looked up per 16-row chunk of a key block (kPageChunk, src/sm90/traits.cuh).
+// Pages are loaded in boxes of 16 rows (the paged TMA chunk, src/sm90/traits.cuh).
 constexpr int kPageGranularity = 16;
 // A TMA descriptor's global strides must be below 2^40 bytes.
 constexpr uint64_t kMaxStrideBytes = uint64_t{1} << 40;

@@ -137,8 +137,10 @@ struct FwdKernelSm90 {
       // tiles, so that its lanes can look up a key block's pages together, and lane 0 (the
       // pipelines' leader) issues the copies. (Warp-wide for every general launch measured the
       // same on packed prefill and the vision windows, H200: 0.908 of dense and 57-58 us either way.)
+      // Paged blocks of several boxes take three or four warps (Mainloop::load_role).
       bool const warp_wide = Traits::kGeneral && params.mainloop.page_table != nullptr;
-      if (warp == 0 && (warp_wide || lane_predicate)) {
+      typename Mainloop::LoadRole const role = Mainloop::load_role(params.mainloop, warp);
+      if ((warp == 0 && (warp_wide || lane_predicate)) || role.index > 0) {
         int const lane = warp_wide ? int(threadIdx.x % 32) : 0;
         PipelineState state = cutlass::make_producer_start_state<Pipeline>();
         int iteration = 0;
@@ -151,11 +153,13 @@ struct FwdKernelSm90 {
             if (iteration > 0) storage.barrier_q_free.wait((iteration - 1) & 1);
           };
           Mainloop::load(params.mainloop, pipeline_k, pipeline_v, state, storage, tile, seq,
-                         tensor_batch(params, tile.batch), range.begin, range.end, lane, wait_q_buffer);
+                         tensor_batch(params, tile.batch), range.begin, range.end, lane, role, wait_q_buffer);
           ++iteration;
         }
-        pipeline_k.producer_tail(state);
-        pipeline_v.producer_tail(state);
+        if (warp == 0) {
+          pipeline_k.producer_tail(state);
+          pipeline_v.producer_tail(state);
+        }
       } else if (transposer) {   // FP8: V^T of every key block, in the loads' order
         if constexpr (Traits::kFp8) {
           PipelineState state_v;

@@ -4,9 +4,9 @@
 // Producer (one elected thread): per tile, K and V of each key block the tile sees, last block first, through two
 // rings of shared-memory stages guarded by mbarriers (full: TMA landed; empty: consumers are done),
 // and Q after the first block's K and V. A paged KV cache is read block by block through the page
-// table: one TMA box per block when pages are whole key blocks, one per half block when they are
-// whole halves, else the producer warp gathers the block's rows with cp.async. With GQA packing a
-// second producer warp copies Q's rows itself (no TMA box covers them).
+// table: one TMA box per block when pages are whole key blocks, else one per half block or 16-row
+// chunk, the boxes of a block issued by three or four producer warps. With GQA packing a second
+// producer warp copies Q's rows itself (no TMA box covers them).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
 // softcap, mask, online softmax, O += P V with P in registers. The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
@@ -72,20 +72,8 @@ struct MainloopFwdSm90 {
   template <int kRows>
   using TmaKVRows = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Traits::template SmemLayoutKVRows<kRows>{},
                                            RowsShape<kRows>{}, _1{}));
+  using TmaKVChunk = TmaKVRows<kPageChunk>;
   using TmaKVHalf = TmaKVRows<kPageHalf>;
-
-  // How a paged cache's key block arrives: one TMA box (pages of whole blocks), two (pages of whole
-  // half blocks), or rows gathered by the producer warp's cp.async (smaller pages: TMA boxes of 16
-  // rows cost the copy engine ~300 cycles each, H200, which left pages of 16 at 0.37 of contiguous).
-  enum class PagedLoad { kBlockBox, kHalfBoxes, kGather };
-  // A paged K or V for the gathering copies: element (row, col) of page `pg`, head `h` is at
-  // ptr[pg * page + row * row_stride + h * head + col].
-  struct GatherSource {
-    Element const* ptr;
-    int64_t page;
-    int64_t row;
-    int64_t head;
-  };
 
   struct Params {
     ShapeQKV shape_q;
@@ -95,9 +83,8 @@ struct MainloopFwdSm90 {
     TmaKV tma_v;
     TmaKVHalf tma_k_half;     // paged caches whose pages are whole half blocks
     TmaKVHalf tma_v_half;
-    GatherSource gather_k;    // paged caches whose pages are neither
-    GatherSource gather_v;
-    bool gather_kv;           // paged_load(page_size) == kGather: the consumers fence each K/V stage
+    TmaKVChunk tma_k_chunk;   // paged caches whose pages are neither
+    TmaKVChunk tma_v_chunk;
     int window_left;       // FwdMask's window, -1: unbounded
     int window_right;
     float scale_log2;      // applied to the (softcapped) scores before exp2
@@ -178,9 +165,8 @@ struct MainloopFwdSm90 {
              make_tma_copy(SM90_TMA_LOAD{}, v, take<0, 2>(SmemLayoutKV{}), select<1, 2>(TileShapeQK{}), _1{}),
              TmaKVHalf{},
              TmaKVHalf{},
-             {static_cast<Element const*>(args.k), args.k_strides.batch, args.k_strides.row, args.k_strides.head},
-             {static_cast<Element const*>(args.v), args.v_strides.batch, args.v_strides.row, args.v_strides.head},
-             paged && paged_load(args.page_size) == PagedLoad::kGather,
+             TmaKVChunk{},
+             TmaKVChunk{},
              args.window_left,
              args.window_right,
              args.softmax_scale_log2,
@@ -203,11 +189,17 @@ struct MainloopFwdSm90 {
              args.v_descale,
              args.descale_batch_stride,
              args.descale_head_stride};
-    if (paged && paged_load(args.page_size) == PagedLoad::kHalfBoxes) {
+    int const box_rows = paged ? paged_box_rows(args.page_size) : kBlockN;
+    if (box_rows == kPageHalf) {
       p.tma_k_half = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
       p.tma_v_half = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageHalf>{},
                                    RowsShape<kPageHalf>{}, _1{});
+    } else if (box_rows == kPageChunk) {
+      p.tma_k_chunk = make_tma_copy(SM90_TMA_LOAD{}, k, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
+      p.tma_v_chunk = make_tma_copy(SM90_TMA_LOAD{}, v, typename Traits::template SmemLayoutKVRows<kPageChunk>{},
+                                    RowsShape<kPageChunk>{}, _1{});
     }
     return p;
   }
@@ -244,80 +236,46 @@ struct MainloopFwdSm90 {
     return page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);
   }
 
-  // The one place the paged-load rule lives: the descriptors and the gather flag
-  // (to_underlying_arguments), the lookups and the copies follow it. Boxes never cross a page.
-  CUTE_HOST_DEVICE static PagedLoad paged_load(int page_size) {
-    return page_size % kBlockN == 0     ? PagedLoad::kBlockBox
-           : page_size % kPageHalf == 0 ? PagedLoad::kHalfBoxes
-                                        : PagedLoad::kGather;
-  }
-  // Rows of a paged block that lie in one page and one lookup: a box's, or a gathered chunk's.
-  CUTE_HOST_DEVICE static int paged_rows(int page_size) {
-    PagedLoad const load = paged_load(page_size);
-    return load == PagedLoad::kBlockBox ? kBlockN : load == PagedLoad::kHalfBoxes ? kPageHalf : kPageChunk;
+  // Rows per TMA box of a paged block: the block, half of it, or kPageChunk (boxes never cross a
+  // page). The one place this rule lives: the descriptors (to_underlying_arguments), the lookups
+  // and the copies follow it.
+  CUTE_HOST_DEVICE static int paged_box_rows(int page_size) {
+    return page_size % kBlockN == 0 ? kBlockN : page_size % kPageHalf == 0 ? kPageHalf : kPageChunk;
   }
 
-  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's rows
-  // [c, c + 1) * paged_rows. One memory latency per block, shared by K and V, instead of one per
-  // box or chunk and tensor.
-  static_assert(kBlockN / kPageChunk <= 32, "one lane per chunk");
+  // The producer warps that issue a key block's TMA copies: warp 0 alone, except for paged caches
+  // whose blocks are several boxes: then also warps 2 and 3, and warp 1 unless it copies
+  // GQA-packed Q rows. Warp `index` of `count` issues the boxes c with c % count == index. (A
+  // thread issuing the boxes of a block alone took ~300 cycles per box, H200: pages of 16 ran at
+  // 0.37 of contiguous at prefill and 0.56 at decode; spread over 4 warps 0.77 and 0.95.)
+  // Warps that issue nothing get index -1.
+  struct LoadRole {
+    int index;
+    int count;
+  };
+  CUTE_DEVICE static LoadRole load_role(Params const& p, int warp) {
+    if (!Traits::kGeneral || p.page_table == nullptr || paged_box_rows(p.page_size) == kBlockN) {
+      return {warp == 0 ? 0 : -1, 1};
+    }
+    int const count = p.pack_gqa ? 3 : 4;
+    return {warp == 0 ? 0 : warp == 1 ? (p.pack_gqa ? -1 : 3) : warp - 1, count};
+  }
+
+  // Paged caches, the producer warp's lanes together: lane c gets the page of the block's box c.
+  // One memory latency per block, shared by K and V, instead of one per box and tensor.
+  static_assert(kBlockN / kPageChunk <= 32, "one lane per box");
   CUTE_DEVICE static int block_pages(Params const& p, int batch, int n_block, int lane) {
-    int const rows = paged_rows(p.page_size);
+    int const rows = paged_box_rows(p.page_size);
     return lane < kBlockN / rows ? page_of(p, batch, n_block * kBlockN + lane * rows) : 0;
   }
 
-  // A paged block gathered by the producer warp (PagedLoad::kGather): chunk c of kPageChunk rows
-  // from page `pages` of lane c. kGatherLanes lanes share a row (16 bytes each per step, so one
-  // step reads whole 64- or 128-byte row segments), and each lane keeps its row within a pass, so
-  // its source advances by constant offsets; columns past head_dim are zero-filled.
-  // The stage's barrier already expects kTmaBytesKV (producer_acquire's arrival): each lane's
-  // cp.async arrival keeps the phase open until its copies have landed, and lane 0 then takes
-  // the expected bytes back, once every lane's arrival is registered.
-  static constexpr int kGatherLanes = kUnitsPerRow % 8 == 0 ? 8 : kUnitsPerRow % 4 == 0 ? 4 : 2;
-  static constexpr int kGatherRows = 32 / kGatherLanes;   // rows per step
-  // Copies issued back to back; one at a time where the producer has 24 registers (d256).
-  static constexpr int kGatherUnroll = Traits::kProducerRegisters < 32 ? 1 : kUnitsPerRow / kGatherLanes;
-  static_assert(kUnitsPerRow % kGatherLanes == 0 && kPageChunk % kGatherRows == 0, "whole steps per chunk");
-  template <class TensorSmem>
-  CUTE_DEVICE static void gather_block(Params const& p, GatherSource const& src, TensorSmem& sX, uint64_t* barrier,
-                                       int head_k, int n_block, int stage, int pages, int lane) {
-    int const lane_row = lane / kGatherLanes;
-    int const lane_col = (lane % kGatherLanes) * kUnit;
-    Element const* head = src.ptr + int64_t(head_k) * src.head + lane_col;
-    // sX's pointer carries the swizzle (applied to byte addresses) and its layout the rest: the
-    // 32-bit shared address of (row, col, stage) is the swizzle of base + layout offset.
-    using SmemSwizzle = decltype(get_swizzle_portion(SmemLayoutKV{}));
-    uint32_t const smem = cute::cast_smem_ptr_to_uint(raw_pointer_cast(sX.data()));   // 1024-aligned
-    int64_t const pass_stride = kGatherRows * src.row;
-#pragma unroll 1
-    for (int c = 0; c < kBlockN / kPageChunk; ++c) {
-      int const page = __shfl_sync(0xffffffff, pages, c);
-      int const row0 = (n_block * kBlockN + c * kPageChunk) % p.page_size;
-      Element const* from = head + int64_t(page) * src.page + int64_t(row0 + lane_row) * src.row;
-#pragma unroll 1
-      for (int pass = 0; pass < kPageChunk / kGatherRows; ++pass, from += pass_stride) {
-        int const r = pass * kGatherRows + lane_row;
-#pragma unroll(kGatherUnroll)
-        for (int s = 0; s < kUnitsPerRow / kGatherLanes; ++s) {
-          int const col = lane_col + s * kGatherLanes * kUnit;
-          bool const inside = col < p.head_dim;
-          uint32_t const to = SmemSwizzle{}(smem + uint32_t(sizeof(Element) * sX.layout()(c * kPageChunk + r, col, stage)));
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to),
-                       "l"(inside ? from + s * kGatherLanes * kUnit : from), "r"(inside ? 16 : 0));
-        }
-      }
-    }
-    cutlass::arch::cpasync_barrier_arrive(barrier);
-    __syncwarp();
-    if (lane == 0) cutlass::arch::ClusterTransactionBarrier::complete_transaction(barrier, 0, Traits::kTmaBytesKV);
-  }
-
-  // The kRows-row boxes of one key block, box c from page `pages` of lane c; lane 0 issues.
+  // This warp's kRows-row boxes of one key block (its LoadRole's), box c from page `pages` of lane
+  // c; lane 0 issues. The stage's barrier expects the whole block (warp 0's producer_acquire).
   template <int kRows, class Tma, class TensorSmem>
   CUTE_DEVICE static void load_boxes(Params const& p, Tma const& tma, TensorSmem& sX, uint64_t& barrier, int head_k,
-                                     int n_block, int stage, int pages, int lane) {
+                                     int n_block, int stage, int pages, int lane, LoadRole role) {
 #pragma unroll 1
-    for (int c = 0; c < kBlockN / kRows; ++c) {   // page_size is a multiple of kRows
+    for (int c = role.index; c < kBlockN / kRows; c += role.count) {   // page_size is a multiple of kRows
       int const page = __shfl_sync(0xffffffff, pages, c);
       if (lane == 0) {
         int const key = n_block * kBlockN + c * kRows;
@@ -335,15 +293,15 @@ struct MainloopFwdSm90 {
   // Every lane of the calling warp enters (the pages pass through shuffles); lane 0 issues.
   template <class TensorG, class TensorS, class TensorSmem>
   CUTE_DEVICE static void load_kv_block(Params const& p, TmaKV const& tma, TmaKVHalf const& tma_half,
-                                        GatherSource const& gather, TensorG const& tXgX, TensorS& tXsX,
+                                        TmaKVChunk const& tma_chunk, TensorG const& tXgX, TensorS& tXsX,
                                         TensorSmem& sX, uint64_t& barrier, int head_k, int n_block, int stage,
-                                        int pages, int lane) {
+                                        int pages, int lane, LoadRole role) {
     if (!Traits::kGeneral || p.page_table == nullptr) {
       if (lane == 0) copy(tma.with(barrier, 0), tXgX(_, n_block), tXsX(_, stage));
       return;
     }
-    PagedLoad const load = paged_load(p.page_size);
-    if (load == PagedLoad::kBlockBox) {   // the block lies in one page
+    int const box_rows = paged_box_rows(p.page_size);
+    if (box_rows == kBlockN) {   // the block lies in one page
       int const key0 = n_block * kBlockN;
       if (lane == 0) {
         Tensor mX = tma.get_tma_tensor(p.shape_k)(_, _, head_k, pages);                                   // (page_size, d)
@@ -353,10 +311,10 @@ struct MainloopFwdSm90 {
       }
       return;
     }
-    if (load == PagedLoad::kHalfBoxes) {
-      load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane);
-    } else if constexpr (Traits::kGeneral) {   // the dense kernel never sees a paged cache
-      gather_block(p, gather, sX, &barrier, head_k, n_block, stage, pages, lane);
+    if (box_rows == kPageHalf) {
+      load_boxes<kPageHalf>(p, tma_half, sX, barrier, head_k, n_block, stage, pages, lane, role);
+    } else {
+      load_boxes<kPageChunk>(p, tma_chunk, sX, barrier, head_k, n_block, stage, pages, lane, role);
     }
   }
 
@@ -365,11 +323,12 @@ struct MainloopFwdSm90 {
   // buffer may still be draining the previous tile's O, and wait_q_buffer() (which blocks until it
   // is free) then overlaps those loads. Q is loaded also for a tile that sees no key, so the
   // consumers, which always wait for it, stay in step with the producer. With GQA packing Q is
-  // load_q_packed's (another warp). A paged block's pages are looked up one block ahead.
+  // load_q_packed's (another warp). A paged block's pages are looked up one block ahead. Every warp
+  // with a LoadRole walks the same blocks and issues its boxes; Q is warp 0's.
   template <class WaitQBuffer>
   CUTE_DEVICE static void load(Params const& p, Pipeline& pipeline_k, Pipeline& pipeline_v, PipelineState& state,
                                SharedStorage& storage, TileCoord tile, SeqLenInfo const& seq, int tensor_batch,
-                               int n_begin, int n_end, int lane, WaitQBuffer const& wait_q_buffer) {
+                               int n_begin, int n_end, int lane, LoadRole role, WaitQBuffer const& wait_q_buffer) {
     Tensor sQ = make_tensor(make_smem_ptr(storage.q.data()), SmemLayoutQ{});     // (M, d)
     Tensor sK = make_tensor(make_smem_ptr(storage.k.data()), SmemLayoutKV{});    // (N, d, stage)
     Tensor sV = make_tensor(make_smem_ptr(storage.v.data()), SmemLayoutKV{});    // (N, d, stage)
@@ -388,18 +347,18 @@ struct MainloopFwdSm90 {
     auto [tKgK, tKsK] = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     auto [tVgV, tVsV] = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
-    bool q_issued = Traits::kGeneral && p.pack_gqa;
+    bool q_issued = (Traits::kGeneral && p.pack_gqa) || role.index != 0;
     bool const paged = Traits::kGeneral && p.page_table != nullptr;
     int next_pages = paged && n_begin < n_end ? block_pages(p, tile.batch, n_end - 1, lane) : 0;
     for (int n_block = n_end - 1; n_block >= n_begin; --n_block) {
       int const pages = next_pages;
       if (paged && n_block > n_begin) next_pages = block_pages(p, tile.batch, n_block - 1, lane);
       pipeline_k.producer_acquire(state);
-      load_kv_block(p, p.tma_k, p.tma_k_half, p.gather_k, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
-                    head_k, n_block, state.index(), pages, lane);
+      load_kv_block(p, p.tma_k, p.tma_k_half, p.tma_k_chunk, tKgK, tKsK, sK, *pipeline_k.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane, role);
       pipeline_v.producer_acquire(state);
-      load_kv_block(p, p.tma_v, p.tma_v_half, p.gather_v, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
-                    head_k, n_block, state.index(), pages, lane);
+      load_kv_block(p, p.tma_v, p.tma_v_half, p.tma_v_chunk, tVgV, tVsV, sV, *pipeline_v.producer_get_barrier(state),
+                    head_k, n_block, state.index(), pages, lane, role);
       ++state;
       if (!q_issued) {
         load_q(p, storage, tQgQ, tQsQ, lane, wait_q_buffer);
@@ -461,16 +420,6 @@ struct MainloopFwdSm90 {
     if constexpr (!Traits::kUseSchedulerBarrier) return;
     int const next = (w + 1) % Traits::kNumMmaWarpGroups;
     cutlass::arch::NamedBarrier::arrive(kSchedulerBarrierThreads, uint32_t(NamedBarrierId::kWarpSchedulerWG0) + next);
-  }
-
-  // Consumers: waits until a K or V stage has landed. Gathered stages (PagedLoad::kGather) were
-  // written by cp.async, in the generic proxy: a proxy fence orders them before the wgmma reads.
-  template <class PipelineX>
-  CUTE_DEVICE static void wait_stage(Params const& p, PipelineX& pipeline, PipelineState const& state) {
-    pipeline.consumer_wait(state);
-    if constexpr (Traits::kGeneral) {
-      if (p.gather_kv) cutlass::arch::fence_view_async_shared();
-    }
   }
 
   // Consumers, once their last Q K^T of a tile is done: where O has its own buffer, Q's may take
@@ -544,7 +493,7 @@ struct MainloopFwdSm90 {
     int n_block = n_end - 1;
     PipelineState state_v = state;
     scheduler_wait(warp_group);
-    wait_stage(p, pipeline_k, state);
+    pipeline_k.consumer_wait(state);
     warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
     scheduler_pass(warp_group);
     warpgroup_wait<0>();
@@ -565,9 +514,9 @@ struct MainloopFwdSm90 {
     bool o_zero = true;   // the first P V overwrites O
     for (--n_block; n_block >= n_begin; --n_block) {
       scheduler_wait(warp_group);
-      wait_stage(p, pipeline_k, state);
+      pipeline_k.consumer_wait(state);
       warpgroup_gemm</*kARegisters=*/false>(mma_qk, tSrQ, tSrK(_, _, _, state.index()), tSrS, /*zero_init=*/true);
-      wait_stage(p, pipeline_v, state_v);
+      pipeline_v.consumer_wait(state_v);
       warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
       o_zero = false;
       scheduler_pass(warp_group);
@@ -588,7 +537,7 @@ struct MainloopFwdSm90 {
     }
 
     scheduler_wait(warp_group);
-    wait_stage(p, pipeline_v, state_v);
+    pipeline_v.consumer_wait(state_v);
     warpgroup_gemm</*kARegisters=*/true>(mma_pv, tOrP, tOrV(_, _, _, state_v.index()), tOrO, o_zero);
     scheduler_pass(warp_group);
     warpgroup_wait<0>();
