@@ -523,6 +523,12 @@ std::vector<Case> equal_length_cases() {
                                 std::to_string(s.seqlen_k);
         cases.push_back(dense_case(tag, dtype, head_dim, s.batch, s.seqlen_q, s.seqlen_k, 8, 2, causal));
       }
+  // Causal launches with more tiles than the GPU runs at once take the paired tile order, packed
+  // too (kernel_fwd.cuh, paired_order): an even and an odd count of query blocks per entry.
+  for (int head_dim : {64, 128}) {
+    cases.push_back(dense_case("paired_b4_q1024", DataType::BF16, head_dim, 4, 1024, 1024, 8, 2, true));
+    cases.push_back(dense_case("paired_b5_q640", DataType::FP16, head_dim, 5, 640, 640, 8, 2, true));
+  }
   return cases;
 }
 

@@ -5,7 +5,8 @@
 // then frees for the next tile's Q (barrier_q_free).
 // In a packed variable-length batch the rows past an entry's length belong to the next entry, which
 // a TMA store cannot leave out, and with GQA packing a tile's rows belong to several heads: there
-// the consumer threads copy the staged tile row by row instead. A split tile (split-KV) writes its
+// (an entry's last, partial tile; every GQA-packed tile) the consumer threads copy the staged tile
+// row by row instead. A split tile (split-KV) writes its
 // O, normalised by its own row sums, and its LSE in fp32 straight from registers to the workspace,
 // where the combine kernel merges the splits. FP8 inputs write O in BF16 or FP16 (out_fp16).
 #pragma once
@@ -167,7 +168,7 @@ struct EpilogueFwdSm90 {
       }
     }
 
-    if (Traits::kGeneral && (p.packed || p.pack_gqa)) {
+    if (row_copy(p, tile, seq)) {
       copy_rows(p, sO, thread_idx, tile, seq, tensor_batch);
       if constexpr (!Traits::kSeparateO) {
         // Every thread has read its part of Q's buffer: the producer may load the next Q.
@@ -175,7 +176,8 @@ struct EpilogueFwdSm90 {
         if (thread_idx == 0) storage.barrier_q_free.arrive();
       }
     } else if (thread_idx == 0) {
-      Tensor mO = p.tma_o.get_tma_tensor(p.shape_o)(_, _, tile.head, tensor_batch);               // (seqlen_q, d)
+      Tensor mO = domain_offset(make_coord(seq.offset_q, _0{}),
+                                p.tma_o.get_tma_tensor(p.shape_o)(_, _, tile.head, tensor_batch));   // (entry rows, d)
       Tensor gO = local_tile(mO, select<0, 1>(TileShapePV{}), make_coord(tile.m_block, _0{}));   // (M, d)
       auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(p.tma_o, tOsO, tOgO);
@@ -185,6 +187,15 @@ struct EpilogueFwdSm90 {
         storage.barrier_q_free.arrive();
       }
     }
+  }
+
+  // Tiles the TMA store cannot write: with GQA packing (rows of several heads), and in a packed
+  // batch those reaching past their entry's last row (the rows after it are the next entry's).
+  // A packed tile wholly inside its entry is stored by TMA at the entry's offset (measured, H200,
+  // bf16 d128, 8 x 2k causal packed: see docs/PERF_NOTES.md).
+  CUTE_DEVICE static bool row_copy(Params const& p, TileCoord const& tile, SeqLenInfo const& seq) {
+    if constexpr (!Traits::kGeneral) return false;
+    return p.pack_gqa || (p.packed && (tile.m_block + 1) * Traits::kBlockM > seq.len_q);
   }
 
   // Packed batches and GQA packing: the consumer threads copy the staged tile's rows that belong

@@ -46,12 +46,17 @@ struct FwdKernelSm90 {
   static int tile_heads(detail::FwdArgs const& args) { return args.pack_gqa ? args.num_heads_k : args.num_heads; }
 
   // Causal and right-window launches take the scheduler's paired order where every entry has the
-  // same length (no packed batch, no seqused_k: a tile's cost then depends on its query block only,
-  // linearly) and the keys are not split, and where they have more tiles than the GPU runs at once
-  // (with fewer, one CTA per tile finishes with the longest tile, a pair one block later).
+  // same length (a tile's cost then depends on its query block only, linearly) and the keys are not
+  // split, and where they have more tiles than the GPU runs at once (with fewer, one CTA per tile
+  // finishes with the longest tile, a pair one block later). Same lengths: a dense batch without
+  // seqused_k, or a packed one whose token counts are batch x the longest entry's on both sides,
+  // which no entry shorter than the longest allows. (The order only balances the CTAs' work: every
+  // tile is visited whatever the device arrays hold.)
   static bool paired_order(detail::FwdArgs const& args) {
     int64_t const tiles = int64_t(num_m_blocks(args)) * tile_heads(args) * args.batch * args.num_splits;
-    bool const same_lengths = args.cu_seqlens_q == nullptr && args.seqused_k == nullptr;
+    bool const packed_equal = int64_t(args.total_q) == int64_t(args.batch) * args.seqlen_q &&
+                              int64_t(args.total_k) == int64_t(args.batch) * args.seqlen_k;
+    bool const same_lengths = args.seqused_k == nullptr && (args.cu_seqlens_q == nullptr || packed_equal);
     return args.window_right >= 0 && same_lengths && args.num_splits == 1 && tiles > int64_t(args.num_sms) * kCtasPerSm;
   }
 
