@@ -69,6 +69,13 @@ struct FwdKernelSm90 {
   CUTE_DEVICE static SeqLenInfo seq_info(Params const& params, int batch) {
     return params.seqlens.template get<Traits::kGeneral>(batch);
   }
+  // The consumers' view: whole warps call it, so the general kernel's lengths can be made
+  // warp-uniform (SeqLenInfo::warp_uniform; the dense kernel's are kernel parameters already).
+  CUTE_DEVICE static SeqLenInfo consumer_seq_info(Params const& params, int batch) {
+    SeqLenInfo const seq = seq_info(params, batch);
+    if constexpr (Traits::kGeneral) return seq.warp_uniform();
+    return seq;
+  }
   CUTE_DEVICE static int tensor_batch(Params const& params, int batch) {
     return params.seqlens.template tensor_batch<Traits::kGeneral>(batch);
   }
@@ -197,8 +204,12 @@ struct FwdKernelSm90 {
       int iteration = 0;
       for (int t = first_tile(params); Scheduler::valid(params.scheduler, t); t = next_tile(params, t)) {
         TileCoord const tile = coord(params, t);
-        SeqLenInfo const seq = seq_info(params, tile.batch);
+        SeqLenInfo const seq = consumer_seq_info(params, tile.batch);
         if (!has_rows(params, tile, seq)) continue;
+        if constexpr (Traits::kGeneral) {
+          state = PipelineState(__shfl_sync(0xffffffffu, state.index(), 0), __shfl_sync(0xffffffffu, state.phase(), 0),
+                                __shfl_sync(0xffffffffu, state.count(), 0));
+        }
         auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
         int const n_begin = range.begin;
         int const n_end = range.end;
@@ -229,7 +240,7 @@ struct FwdKernelSm90 {
           for (int r = 0; r < kRows; ++r) o_scale[r] *= v_scale;
         }
         // The entry's lengths are read again rather than kept in registers through the mainloop.
-        Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile, seq_info(params, tile.batch),
+        Epilogue::store(params.epilogue, tOrO, o_scale, lse, storage, thread_idx, tile, consumer_seq_info(params, tile.batch),
                         tensor_batch(params, tile.batch));
         ++iteration;
       }

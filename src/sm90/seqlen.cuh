@@ -19,6 +19,16 @@ struct SeqLenInfo {
   int offset_k;
   int len_q;
   int len_k;
+
+  // The same lengths, broadcast from lane 0 so that the compiler knows them to be warp-uniform.
+  // Read from the caller's arrays, they are per-thread values to it: the key-block loop bounded
+  // by them then branches per thread, the pipeline stages it carries live in per-thread
+  // registers, and every GEMM descriptor is moved to the uniform datapath register by register
+  // inside the warpgroups' GEMM turns. Every lane of the calling warp must call it.
+  CUTE_DEVICE SeqLenInfo warp_uniform() const {
+    return {__shfl_sync(0xffffffffu, offset_q, 0), __shfl_sync(0xffffffffu, offset_k, 0),
+            __shfl_sync(0xffffffffu, len_q, 0), __shfl_sync(0xffffffffu, len_k, 0)};
+  }
 };
 
 struct SeqLens {
