@@ -594,6 +594,12 @@ std::vector<Case> window_cases() {
       {"causal_diagonal", 777, 777, 0, -1, true, false, false},
       {"wider_than_seq", 777, 777, 5000, 5000, false, true, false},
       {"causal_wider_than_seq", 777, 777, 5000, -1, true, true, false},
+      // A left window of seqlen_k - 1 keys hides no key (the kernel drops it); one key fewer hides
+      // key 0 from the last row.
+      {"left_all_keys", 777, 777, 776, -1, false, true, false},
+      {"left_all_but_key0", 777, 777, 775, -1, false, false, false},
+      {"causal_left_all_keys_q700_k300", 700, 300, 299, -1, true, true, true},
+      {"causal_left_all_but_key0_q700_k300", 700, 300, 298, -1, true, false, true},
       {"q300_k700", 300, 700, 32, 16, false, false, false},
       {"q700_k300", 700, 300, 50, -1, true, false, true},
       // Rows 0..291 see no key: their window [i - 316, i - 292] ends before key 0.
@@ -623,6 +629,11 @@ std::vector<Case> window_cases() {
       both.window_right = 50;
       both.expect_empty_rows = true;
       cases.push_back(both);
+      // A left window that covers some entries whole (those of at most 129 keys) and not others.
+      Case partly = varlen_case("varlen_mixed", dtype, head_dim, kMixedQ, kMixedK, 8, 2, true);
+      partly.window_left = 128;
+      partly.expect_empty_rows = true;
+      cases.push_back(partly);
     }
   return cases;
 }

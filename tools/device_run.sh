@@ -15,6 +15,8 @@
 #   sanitize  compute-sanitizer on every kernel instance                            -> sanitizer.log
 #   bench     flash_bench --grid all                                        -> bench.json, bench.log
 #   peers     bench/compare_peers.py (cuDNN, FA2 via PyTorch)    -> peers.json, peers.png, bench.log
+#   baseline  the bench stage's run with FLASH_BASELINE_BENCH, another commit's flash_bench (carried),
+#             for a comparison on the same machine in the same call    -> baseline.json, baseline.log
 #   profile   ncu sections of the CLI calls in PROFILE_CASES (not in the default run) -> profile.txt
 #
 # Everything it keeps goes to $OUT (default ./out), at most 8 files, the transfer limit:
@@ -35,6 +37,7 @@
 #   FLASH_BENCH_ARGS  extra flash_bench arguments, e.g. "--grid qwen --iters 20"
 #   FLASH_CTEST_ARGS  extra ctest arguments of the test stage, e.g. "-L gpu" (the GPU tests only)
 #   FLASH_PREBUILT    the unpack stage's tar of build-dev/; FLASH_PREBUILT_ROOT where it was built
+#   FLASH_BASELINE_BENCH  the baseline stage's flash_bench binary
 #   FLASH_ANCHORS     peers anchor file (default: shared/anchors/h100_attention_peers.json if present)
 #   FLASH_PY_WHEELS   folder of the wheels that `pip install .` needs offline (scikit-build-core,
 #                     nanobind, packaging, pathspec; ninja as a fallback); a relative path is taken
@@ -313,14 +316,27 @@ stage_sanitize() {
   if [ "$bad" -eq 0 ]; then report sanitize PASS "$runs runs"; else report sanitize FAIL "$bad of $runs runs failed; see sanitizer.log"; fi
 }
 
-stage_bench() {
+# run_bench NAME EXE: EXE --grid all FLASH_BENCH_ARGS -> NAME.json, NAME.log; reported as stage NAME.
+run_bench() {
+  local name="$1" exe="$2"
   local extra=()
   read -r -a extra <<< "${FLASH_BENCH_ARGS:-}"
-  "$build_dir/bench/flash_bench" --grid all --json "$OUT/bench.json" "${extra[@]}" > "$OUT/bench.log" 2>&1
+  "$exe" --grid all --json "$OUT/$name.json" "${extra[@]}" > "$OUT/$name.log" 2>&1
   local rc=$?
   local detail
-  detail=$(tail -n 1 "$OUT/bench.log" 2>/dev/null)
-  if [ "$rc" -eq 0 ]; then report bench PASS "$detail"; else report bench FAIL "exit $rc; $detail; see bench.log"; fi
+  detail=$(tail -n 1 "$OUT/$name.log" 2>/dev/null)
+  if [ "$rc" -eq 0 ]; then report "$name" PASS "$detail"; else report "$name" FAIL "exit $rc; $detail; see $name.log"; fi
+}
+
+stage_bench() { run_bench bench "$build_dir/bench/flash_bench"; }
+
+stage_baseline() {
+  local exe="${FLASH_BASELINE_BENCH:-}"
+  if [ -z "$exe" ] || [ ! -x "$exe" ]; then
+    report baseline FAIL "FLASH_BASELINE_BENCH='$exe' is not an executable"
+    return
+  fi
+  run_bench baseline "$exe"
 }
 
 stage_peers() {
@@ -380,8 +396,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build test python sanitize bench peers)
 for stage in "${stages[@]}"; do
   case "$stage" in
-    unpack|build|test|python|sanitize|bench|peers|profile) "stage_$stage" ;;
-    *) report "$stage" FAIL "unknown stage (expected unpack, build, test, python, sanitize, bench, peers or profile)" ;;
+    unpack|build|test|python|sanitize|bench|baseline|peers|profile) "stage_$stage" ;;
+    *) report "$stage" FAIL "unknown stage (expected unpack, build, test, python, sanitize, bench, baseline, peers or profile)" ;;
   esac
 done
 

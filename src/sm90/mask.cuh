@@ -25,7 +25,8 @@ struct FwdMask {
 
   int seqlen_q;
   int seqlen_k;
-  // Row `row` sees keys [row + diag_lo, row + diag_hi) within [0, seqlen_k).
+  // Row `row` sees keys [row + diag_lo, row + diag_hi) within [0, seqlen_k). A left window of at
+  // least seqlen_k - 1 keys hides no key from any row (the last row's reaches key 0): unbounded.
   int diag_lo;
   int diag_hi;
   int pack;   // tile rows per query row (kGeneral only)
@@ -33,7 +34,8 @@ struct FwdMask {
   CUTE_HOST_DEVICE FwdMask(int seqlen_q_, int seqlen_k_, int window_left, int window_right, int pack_ = 1)
       : seqlen_q(seqlen_q_),
         seqlen_k(seqlen_k_),
-        diag_lo(window_left >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ - window_left) : -kUnbounded),
+        diag_lo(window_left >= 0 && window_left < seqlen_k_ - 1 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ - window_left)
+                                                                 : -kUnbounded),
         diag_hi(window_right >= 0 ? clamp_diag(int64_t(seqlen_k_) - seqlen_q_ + window_right + 1) : kUnbounded),
         pack(pack_) {}
 
@@ -58,42 +60,70 @@ struct FwdMask {
 
   // Key blocks [n_block_begin, n_block_end) hold every key some row of query tile m_block sees;
   // the range is empty when no row sees a key.
-  CUTE_HOST_DEVICE int n_block_end(int m_block) const {
-    int const end = key_end(last_row(m_block));
-    return end <= 0 ? 0 : (end + kBlockN - 1) / kBlockN;
-  }
+  CUTE_HOST_DEVICE int n_block_end(int m_block) const { return block_end_of(key_end(last_row(m_block))); }
   CUTE_HOST_DEVICE int n_block_begin(int m_block) const { return key_begin(first_row(m_block)) / kBlockN; }
 
   // Blocks at or above this index cross the seqlen_k tail or the right window edge for some row
   // (the tile's first row sees the fewest keys on the right): block n is whole for that row when
   // (n + 1) * kBlockN <= its key_end.
-  CUTE_HOST_DEVICE int first_right_masked_block(int m_block) const {
-    int const end = key_end(first_row(m_block));
-    return end <= 0 ? 0 : end / kBlockN;
-  }
+  CUTE_HOST_DEVICE int first_right_masked_block(int m_block) const { return masked_from(key_end(first_row(m_block))); }
   // Blocks below this index cross the left window edge for some row (the tile's last row sees the
   // fewest keys on the left).
   CUTE_HOST_DEVICE int left_masked_block_end(int m_block) const {
     return (key_begin(last_row(m_block)) + kBlockN - 1) / kBlockN;
   }
 
+  // The same for some of a tile's rows, [row0, row0 + num_rows) in tile-row index (a consumer
+  // warpgroup's): rows that end before the tile's, or lie past the entry's last row, see fewer key
+  // blocks on the right (n_block_end 0: no row of the entry), and fewer of those need the mask.
+  struct RowBlocks {
+    int n_block_end;          // <= the tile's n_block_end
+    int first_right_masked;   // >= the tile's first_right_masked_block
+  };
+  CUTE_HOST_DEVICE RowBlocks row_blocks(int row0, int num_rows) const {
+    int const last = min(row0 + num_rows, rows()) - 1;
+    if (last < row0) return {0, 0};
+    return {block_end_of(key_end(query_of(last))), masked_from(key_end(query_of(row0)))};
+  }
+
+  // The blocks that hold keys [0, key_end), and the first block a row seeing keys below key_end
+  // does not see whole.
+  CUTE_HOST_DEVICE static int block_end_of(int key_end) { return key_end <= 0 ? 0 : (key_end + kBlockN - 1) / kBlockN; }
+  CUTE_HOST_DEVICE static int masked_from(int key_end) { return key_end <= 0 ? 0 : key_end / kBlockN; }
+
   // Sets the scores of keys a row does not see to -inf. tScS holds each score's (row, col)
   // coordinate inside the (kBlockM, kBlockN) tile, in the same order as tSrS. Each thread's rows
-  // are whole in the (rows, cols) view, so the column limits are computed once per row.
+  // are whole in the (rows, cols) view, so the column limits are computed once per row. In the
+  // general kernel a tile without GQA packing and without a left window (causal prefill, packed
+  // or not) takes the dense kernel's code: the row division and the left comparisons cost 115 of
+  // the masked block's ~300 instructions.
   template <class TensorS, class TensorC>
   CUTE_DEVICE void apply(TensorS& tSrS, TensorC const& tScS, int m_block, int n_block) const {
+    if constexpr (kGeneral) {
+      if (pack == 1 && diag_lo == -kUnbounded) {
+        apply_rows</*kPacked=*/false, /*kLeft=*/false>(tSrS, tScS, m_block, n_block);
+        return;
+      }
+    }
+    apply_rows<kGeneral, kLeftWindow>(tSrS, tScS, m_block, n_block);
+  }
+
+ private:
+  template <bool kPacked, bool kLeft, class TensorS, class TensorC>
+  CUTE_DEVICE void apply_rows(TensorS& tSrS, TensorC const& tScS, int m_block, int n_block) const {
     Tensor scores = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
     Tensor coords = make_tensor(tScS.data(), rowcol_layout(tScS.layout()));
     int const col0 = n_block * kBlockN;
     CUTE_UNROLL
     for (int r = 0; r < size<0>(scores); ++r) {
-      int const row = query_of(m_block * kBlockM + get<0>(coords(r, 0)));
+      int const tile_row = m_block * kBlockM + get<0>(coords(r, 0));
+      int const row = kPacked ? tile_row / pack : tile_row;
       int const lo = row + diag_lo - col0;
-      int const hi = key_end(row) - col0;
+      int const hi = min(row + diag_hi, seqlen_k) - col0;
       CUTE_UNROLL
       for (int c = 0; c < size<1>(scores); ++c) {
         int const col = get<1>(coords(r, c));
-        if (col >= hi || (kLeftWindow && col < lo)) scores(r, c) = -INFINITY;
+        if (col >= hi || (kLeft && col < lo)) scores(r, c) = -INFINITY;
       }
     }
   }
