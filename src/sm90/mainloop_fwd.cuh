@@ -8,9 +8,10 @@
 // chunk, the boxes of a block issued by three or four producer warps. With GQA packing a second
 // producer warp copies Q's rows itself (no TMA box covers them).
 // Consumers (two or three warpgroups, 64 query rows each): S = Q K^T (both operands in shared memory),
-// softcap, mask, online softmax, O += P V with P in registers, each warpgroup over the key blocks
-// its own rows see (on the causal diagonal of a tile taller than a key block, and for rows past
-// the entry's last, fewer than the tile's: the turns of the others pass without work). The next block's Q K^T is issued together
+// softcap, mask, online softmax, O += P V with P in registers; in the dense kernel each warpgroup
+// over the key blocks its own rows see (on the causal diagonal of a tile taller than a key block,
+// and for rows past the entry's last, fewer than the tile's: its turns for the others pass
+// without work). The next block's Q K^T is issued together
 // with the current P V and waited for first, so the softmax of one block runs while the tensor
 // cores work on the next. Where the tile plan asks for them, scheduler barriers make the warpgroups
 // issue their GEMMs in turn, so one warpgroup's softmax overlaps the others' GEMMs.
@@ -475,14 +476,20 @@ struct MainloopFwdSm90 {
     float o_scale[kRows];
 
     int const warp_group = thread_idx / Traits::kThreadsPerWarpGroup;
-    // This warpgroup's own blocks: [n_begin, n_end_wg), of which those from first_right_masked on
-    // need the right mask (its rows' view, finer than the tile's). Broadcast from lane 0, so that
-    // ptxas keeps the loops over them on the uniform datapath. The mask is rebuilt where it is
-    // used rather than kept in registers: in the dense kernel its fields are kernel parameters,
-    // which the compiler reads again instead of holding.
-    auto const own = make_mask(p, seq).row_blocks(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup, kRowsPerWarpGroup);
-    int const n_end_wg = __shfl_sync(0xffffffffu, max(n_begin, min(n_end, own.n_block_end)), 0);
-    int const first_right_masked = __shfl_sync(0xffffffffu, own.first_right_masked, 0);
+    // The blocks this warpgroup computes, [n_begin, n_end_wg), of which those from
+    // first_right_masked on need the right mask: its own rows' view where the plan has
+    // kWarpGroupRanges (broadcast from lane 0, so that ptxas keeps the loops over them on the
+    // uniform datapath), else the tile's. The mask is rebuilt where it is used rather than kept in
+    // registers: in the dense kernel its fields are kernel parameters, which the compiler reads
+    // again instead of holding.
+    int n_end_wg = n_end;
+    int first_right_masked = make_mask(p, seq).first_right_masked_block(tile.m_block);
+    if constexpr (Traits::kWarpGroupRanges) {
+      auto const own = make_mask(p, seq).row_blocks(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup,
+                                                    kRowsPerWarpGroup);
+      n_end_wg = __shfl_sync(0xffffffffu, max(n_begin, min(n_end, own.n_block_end)), 0);
+      first_right_masked = __shfl_sync(0xffffffffu, own.first_right_masked, 0);
+    }
     int const left_masked_end = make_mask(p, seq).left_masked_block_end(tile.m_block);
     auto softmax_step = [&](int n_block) {
       if (Traits::kGeneral && p.softcap_scale != 0.0f) {
@@ -501,16 +508,16 @@ struct MainloopFwdSm90 {
     // Blocks past this warpgroup's rows (the causal diagonal of a tile taller than a key block, or
     // rows past the entry's last): their turns and stages pass without GEMMs or softmax, so every
     // warpgroup takes n_end - n_begin + 1 turns.
-    for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) {
-      skip_block(p, pipeline_k, pipeline_v, state, storage, thread_idx, seq, warp_group, n_block, n_end);
-    }
-    if (n_end_wg == n_begin) {   // no row of this warpgroup sees a key of the range: O = 0
-      scheduler_wait(warp_group);
-      scheduler_pass(warp_group);
-      clear(tOrO);
-      release_q(storage);
-      if (warp_group == 0) scheduler_wait(warp_group);
-      return;
+    if constexpr (Traits::kWarpGroupRanges) {
+      for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) skip_block(pipeline_k, pipeline_v, state, warp_group);
+      if (n_end_wg == n_begin) {   // no row of this warpgroup sees a key of the range: O = 0
+        scheduler_wait(warp_group);
+        scheduler_pass(warp_group);
+        clear(tOrO);
+        release_q(storage);
+        if (warp_group == 0) scheduler_wait(warp_group);
+        return;
+      }
     }
 
     int n_block = n_end_wg - 1;
@@ -526,10 +533,11 @@ struct MainloopFwdSm90 {
     ++state;
     softmax_step(n_block);
     convert_p();
-    // Where the first block processed is the last one the tile sees, reaches past the entry's keys
-    // and those rows may hold anything, their V rows become 0 before any P V reads them.
+    // The first block processed is the last one the tile sees: where it reaches past the entry's
+    // keys and those rows may hold anything, their V rows become 0 before any P V reads them.
     if constexpr (Traits::kGeneral) {
-      if (n_end_wg == n_end && p.zero_kv_tail && n_end * kBlockN > seq.len_k) {
+      static_assert(!Traits::kWarpGroupRanges, "every consumer warpgroup takes part in the zeroing");
+      if (p.zero_kv_tail && n_end * kBlockN > seq.len_k) {
         zero_v_rows(pipeline_v, state_v, storage, thread_idx, seq.len_k - (n_end - 1) * kBlockN);
       }
     }
@@ -572,21 +580,13 @@ struct MainloopFwdSm90 {
 
   // A block outside the calling warpgroup's rows: its GEMM turn is passed on at once and its K and
   // V stages are released once they have landed (an earlier release would count towards the
-  // previous use's phase). The V rows of the tile's last block past the entry's keys are zeroed
-  // by all consumers together (zero_v_rows' barrier takes every consumer thread), as mma() does.
+  // previous use's phase).
   template <class PipelineV>
-  CUTE_DEVICE static void skip_block(Params const& p, Pipeline& pipeline_k, PipelineV& pipeline_v, PipelineState& state,
-                                     SharedStorage& storage, int thread_idx, SeqLenInfo const& seq, int warp_group,
-                                     int n_block, int n_end) {
+  CUTE_DEVICE static void skip_block(Pipeline& pipeline_k, PipelineV& pipeline_v, PipelineState& state, int warp_group) {
     scheduler_wait(warp_group);
     scheduler_pass(warp_group);
     pipeline_k.consumer_wait(state);
     pipeline_k.consumer_release(state);
-    if constexpr (Traits::kGeneral) {
-      if (n_block == n_end - 1 && p.zero_kv_tail && n_end * kBlockN > seq.len_k) {
-        zero_v_rows(pipeline_v, state, storage, thread_idx, seq.len_k - n_block * kBlockN);
-      }
-    }
     pipeline_v.consumer_wait(state);
     pipeline_v.consumer_release(state);
     ++state;

@@ -160,6 +160,11 @@ struct FwdTraits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr Variant kVariant = kVariant_;
   static constexpr bool kGeneral = kVariant != Variant::kDense;   // the run-time features (see tile_plan)
+  // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::row_blocks),
+  // in the dense kernel. The general kernel keeps the tile's range: with the per-warpgroup bounds
+  // and the skipped turns ptxas spilled 8 bytes at d64 (0 before) and 12 more at d256, and its
+  // 128 x 128 plans gain only on the last tile of an entry.
+  static constexpr bool kWarpGroupRanges = !kGeneral;
   static_assert(!kFp8 || !kGeneral, "FP8 has the dense variant only");
   static constexpr TilePlan kPlan = tile_plan(kHeadDim, kVariant, kFp8);
   static constexpr int kBlockM = kPlan.block_m;
