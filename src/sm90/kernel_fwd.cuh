@@ -206,10 +206,7 @@ struct FwdKernelSm90 {
         TileCoord const tile = coord(params, t);
         SeqLenInfo const seq = consumer_seq_info(params, tile.batch);
         if (!has_rows(params, tile, seq)) continue;
-        if constexpr (Traits::kGeneral) {
-          state = PipelineState(__shfl_sync(0xffffffffu, state.index(), 0), __shfl_sync(0xffffffffu, state.phase(), 0),
-                                __shfl_sync(0xffffffffu, state.count(), 0));
-        }
+        if constexpr (Traits::kGeneral) state = warp_uniform_state(state);
         auto const range = Mainloop::block_range(params.mainloop, Mainloop::make_mask(params.mainloop, seq), tile);
         int const n_begin = range.begin;
         int const n_end = range.end;

@@ -476,20 +476,19 @@ struct MainloopFwdSm90 {
     float o_scale[kRows];
 
     int const warp_group = thread_idx / Traits::kThreadsPerWarpGroup;
-    // The blocks this warpgroup computes, [n_begin, n_end_wg), of which those from
-    // first_right_masked on need the right mask: its own rows' view where the plan has
-    // kWarpGroupRanges (broadcast from lane 0, so that ptxas keeps the loops over them on the
+    // The blocks this warpgroup computes, [n_begin, n_end_wg): its own rows' where the plan has
+    // kWarpGroupRanges (broadcast from lane 0, so that ptxas keeps the loop over them on the
     // uniform datapath), else the tile's. The mask is rebuilt where it is used rather than kept in
     // registers: in the dense kernel its fields are kernel parameters, which the compiler reads
-    // again instead of holding.
+    // again instead of holding (so the tile's first masked block, not the warpgroup's: held
+    // through the loop, that one made ptxas spill at FP8 d128).
     int n_end_wg = n_end;
-    int first_right_masked = make_mask(p, seq).first_right_masked_block(tile.m_block);
     if constexpr (Traits::kWarpGroupRanges) {
-      auto const own = make_mask(p, seq).row_blocks(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup,
-                                                    kRowsPerWarpGroup);
-      n_end_wg = __shfl_sync(0xffffffffu, max(n_begin, min(n_end, own.n_block_end)), 0);
-      first_right_masked = __shfl_sync(0xffffffffu, own.first_right_masked, 0);
+      int const own_end = make_mask(p, seq).row_blocks(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup,
+                                                       kRowsPerWarpGroup).n_block_end;
+      n_end_wg = __shfl_sync(0xffffffffu, max(n_begin, min(n_end, own_end)), 0);
     }
+    int const first_right_masked = make_mask(p, seq).first_right_masked_block(tile.m_block);
     int const left_masked_end = make_mask(p, seq).left_masked_block_end(tile.m_block);
     auto softmax_step = [&](int n_block) {
       if (Traits::kGeneral && p.softcap_scale != 0.0f) {
@@ -509,7 +508,12 @@ struct MainloopFwdSm90 {
     // rows past the entry's last): their turns and stages pass without GEMMs or softmax, so every
     // warpgroup takes n_end - n_begin + 1 turns.
     if constexpr (Traits::kWarpGroupRanges) {
-      for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) skip_block(pipeline_k, pipeline_v, state, warp_group);
+      PipelineState skipped = state;
+      for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) skip_block(pipeline_k, pipeline_v, skipped, warp_group);
+      // The state is advanced past the skipped blocks by their (warp-uniform) count, not by the
+      // loop: ptxas took the loop's state as per-thread, and every GEMM turn then moved its
+      // descriptors to the uniform datapath register by register (d64: 68 -> 87 instructions).
+      state += uint32_t(n_end - n_end_wg);
       if (n_end_wg == n_begin) {   // no row of this warpgroup sees a key of the range: O = 0
         scheduler_wait(warp_group);
         scheduler_pass(warp_group);

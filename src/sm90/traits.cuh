@@ -160,16 +160,19 @@ struct FwdTraits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr Variant kVariant = kVariant_;
   static constexpr bool kGeneral = kVariant != Variant::kDense;   // the run-time features (see tile_plan)
-  // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::row_blocks),
-  // in the dense kernel. The general kernel keeps the tile's range: with the per-warpgroup bounds
-  // and the skipped turns ptxas spilled 8 bytes at d64 (0 before) and 12 more at d256, and its
-  // 128 x 128 plans gain only on the last tile of an entry.
-  static constexpr bool kWarpGroupRanges = !kGeneral;
   static_assert(!kFp8 || !kGeneral, "FP8 has the dense variant only");
   static constexpr TilePlan kPlan = tile_plan(kHeadDim, kVariant, kFp8);
   static constexpr int kBlockM = kPlan.block_m;
   static constexpr int kBlockN = kPlan.block_n;
   static constexpr int kStages = kPlan.stages;
+  // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::row_blocks)
+  // where a tile is taller than a key block, so that its warpgroups' causal diagonals end in
+  // different blocks (d64: 192 x 128, d192/d256: 128 x 64), in the dense kernel. Elsewhere the
+  // warpgroups keep the tile's range: with the per-warpgroup bound and the skipped turns ptxas
+  // spilled 52 bytes at FP8 d128 (128 x 224, where the diagonals part in two tiles of seven), 8 at
+  // general d64 (0 before) and 12 more at general d256; square tiles gain only on an entry's
+  // last tile.
+  static constexpr bool kWarpGroupRanges = !kGeneral && kBlockM > kBlockN;
 
   static constexpr int kThreadsPerWarpGroup = 128;
   static constexpr int kNumMmaWarpGroups = kBlockM / 64;

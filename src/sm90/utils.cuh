@@ -116,6 +116,16 @@ CUTE_DEVICE float quad_allreduce_sum(float x) {
   return x + __shfl_xor_sync(0xffffffff, x, 2);
 }
 
+// A pipeline state (the same in every lane of the calling warp) broadcast from lane 0, so that
+// the compiler knows it to be warp-uniform and keeps the stage addresses of the GEMMs and barrier
+// waits on the uniform datapath (else each descriptor is moved there register by register inside
+// the warpgroups' GEMM turns). Every lane of the calling warp must call it.
+template <class State>
+CUTE_DEVICE State warp_uniform_state(State const& s) {
+  return State(__shfl_sync(0xffffffffu, s.index(), 0), __shfl_sync(0xffffffffu, s.phase(), 0),
+               __shfl_sync(0xffffffffu, s.count(), 0));
+}
+
 // Issues C (+)= A B over all K steps as one wgmma batch of the calling warpgroup; does not wait.
 // zero_init makes the first K step overwrite C instead of accumulating. kARegisters: A is a register
 // fragment (P of P V) rather than shared-memory descriptors.
