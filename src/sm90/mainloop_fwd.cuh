@@ -510,10 +510,7 @@ struct MainloopFwdSm90 {
     if constexpr (Traits::kWarpGroupRanges) {
       PipelineState skipped = state;
       for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) skip_block(pipeline_k, pipeline_v, skipped, warp_group);
-      // The state is advanced past the skipped blocks by their (warp-uniform) count, not by the
-      // loop: ptxas took the loop's state as per-thread, and every GEMM turn then moved its
-      // descriptors to the uniform datapath register by register (d64: 68 -> 87 instructions).
-      state += uint32_t(n_end - n_end_wg);
+      state = skipped;
       if (n_end_wg == n_begin) {   // no row of this warpgroup sees a key of the range: O = 0
         scheduler_wait(warp_group);
         scheduler_pass(warp_group);
@@ -522,6 +519,10 @@ struct MainloopFwdSm90 {
         if (warp_group == 0) scheduler_wait(warp_group);
         return;
       }
+      // The state is the same in every lane, but ptxas takes the skip loop's as per-thread, and
+      // every GEMM turn then moved its descriptors to the uniform datapath register by register
+      // (bf16 d64: 68 -> 87 instructions per turn): broadcast it.
+      state = warp_uniform_state(state);
     }
 
     int n_block = n_end_wg - 1;
