@@ -123,9 +123,13 @@ struct EpilogueFwdSm90 {
     if constexpr (Traits::kGeneral) {
       if (p.num_splits > 1) {
         store_partial(p, tOrO, lse, thread_idx, tile, seq, tensor_batch);
+        // Every warpgroup is past its GEMMs: the producer may load the next Q into Q's buffer
+        // (where O is staged there). The barrier also keeps the last warpgroup's first scheduler
+        // pass of the next tile behind warpgroup 0's taking back of this tile's last pass
+        // (Mainloop::mma), as the other epilogue paths' barriers do: a second arrival on that
+        // barrier before it would complete it without warpgroup 0, which would then wait forever.
+        cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
         if constexpr (!Traits::kSeparateO) {
-          // Every warpgroup's GEMMs are done with Q's buffer: the producer may load the next Q.
-          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, uint32_t(NamedBarrierId::kEpilogue));
           if (thread_idx == 0) storage.barrier_q_free.arrive();
         }
         return;

@@ -484,8 +484,8 @@ struct MainloopFwdSm90 {
     // through the loop, that one made ptxas spill at FP8 d128).
     int n_end_wg = n_end;
     if constexpr (Traits::kWarpGroupRanges) {
-      int const own_end = make_mask(p, seq).row_blocks(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup,
-                                                       kRowsPerWarpGroup).n_block_end;
+      int const own_end = make_mask(p, seq).n_block_end_of_rows(tile.m_block * kBlockM + warp_group * kRowsPerWarpGroup,
+                                                                kRowsPerWarpGroup);
       n_end_wg = __shfl_sync(0xffffffffu, max(n_begin, min(n_end, own_end)), 0);
     }
     int const first_right_masked = make_mask(p, seq).first_right_masked_block(tile.m_block);
@@ -508,14 +508,17 @@ struct MainloopFwdSm90 {
     // rows past the entry's last): their turns and stages pass without GEMMs or softmax, so every
     // warpgroup takes n_end - n_begin + 1 turns.
     if constexpr (Traits::kWarpGroupRanges) {
+      // No row of this warpgroup sees a key of the range: it never reads Q, whose buffer may take
+      // the next tile's Q at once (not after its turns), and its O is 0.
+      bool const idle = n_end_wg == n_begin;
+      if (idle) release_q(storage);
       PipelineState skipped = state;
       for (int n_block = n_end - 1; n_block >= n_end_wg; --n_block) skip_block(pipeline_k, pipeline_v, skipped, warp_group);
       state = skipped;
-      if (n_end_wg == n_begin) {   // no row of this warpgroup sees a key of the range: O = 0
+      if (idle) {   // the turn of the last P V
         scheduler_wait(warp_group);
         scheduler_pass(warp_group);
         clear(tOrO);
-        release_q(storage);
         if (warp_group == 0) scheduler_wait(warp_group);
         return;
       }

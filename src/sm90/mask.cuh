@@ -73,17 +73,12 @@ struct FwdMask {
     return (key_begin(last_row(m_block)) + kBlockN - 1) / kBlockN;
   }
 
-  // The same for some of a tile's rows, [row0, row0 + num_rows) in tile-row index (a consumer
-  // warpgroup's): rows that end before the tile's, or lie past the entry's last row, see fewer key
-  // blocks on the right (n_block_end 0: no row of the entry), and fewer of those need the mask.
-  struct RowBlocks {
-    int n_block_end;          // <= the tile's n_block_end
-    int first_right_masked;   // >= the tile's first_right_masked_block
-  };
-  CUTE_HOST_DEVICE RowBlocks row_blocks(int row0, int num_rows) const {
+  // The same end for some of a tile's rows, [row0, row0 + num_rows) in tile-row index (a consumer
+  // warpgroup's): rows that end before the tile's see fewer key blocks on the right, and rows that
+  // all lie past the entry's last see none (0).
+  CUTE_HOST_DEVICE int n_block_end_of_rows(int row0, int num_rows) const {
     int const last = min(row0 + num_rows, rows()) - 1;
-    if (last < row0) return {0, 0};
-    return {block_end_of(key_end(query_of(last))), masked_from(key_end(query_of(row0)))};
+    return last < row0 ? 0 : block_end_of(key_end(query_of(last)));
   }
 
   // The blocks that hold keys [0, key_end), and the first block a row seeing keys below key_end

@@ -165,7 +165,7 @@ struct FwdTraits {
   static constexpr int kBlockM = kPlan.block_m;
   static constexpr int kBlockN = kPlan.block_n;
   static constexpr int kStages = kPlan.stages;
-  // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::row_blocks)
+  // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::n_block_end_of_rows)
   // where a tile is taller than a key block, so that its warpgroups' causal diagonals end in
   // different blocks (d64: 192 x 128, d192/d256: 128 x 64), in the dense kernel. Elsewhere the
   // warpgroups keep the tile's range: with the per-warpgroup bound and the skipped turns ptxas
