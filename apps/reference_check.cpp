@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace flash::apps {
 namespace {
@@ -80,6 +82,42 @@ std::vector<RowIndex> sample_rows(const reference::Problem& problem, int count, 
   return rows;
 }
 
+RowSample sample_rows_for_error(const reference::Problem& problem, int count, uint64_t seed) {
+  const RowNumbering numbering(problem);
+  RowSample sample;
+  if (count >= numbering.count()) {
+    sample.rows = sample_rows(problem, count, seed);
+    sample.weights.assign(sample.rows.size(), 1.0);
+    return sample;
+  }
+  // Cumulative draw probabilities (unnormalised) over the query rows of all entries; a row's
+  // probability does not depend on its head.
+  std::vector<double> cumulative;
+  std::vector<std::pair<int, int>> entry_row;   // (batch entry, row) of each cumulative slot
+  double total = 0.0;
+  for (int b = 0; b < problem.batch; ++b) {
+    const int len_q = reference::seqlen_of_q(problem, b);
+    for (int i = 0; i < len_q; ++i) {
+      total += 1.0 / std::max(1, reference::visible_keys(problem, b, i).count());
+      cumulative.push_back(total);
+      entry_row.emplace_back(b, i);
+    }
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int n = 0; n < count && total > 0.0; ++n) {
+    const double u = unit(rng) * total;
+    const size_t slot = std::min(cumulative.size() - 1,
+                                 static_cast<size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) -
+                                                     cumulative.begin()));
+    const auto [b, i] = entry_row[slot];
+    const int head = static_cast<int>(rng() % static_cast<uint64_t>(problem.num_heads));
+    sample.rows.push_back({b, head, i});
+    sample.weights.push_back(std::max(1, reference::visible_keys(problem, b, i).count()));
+  }
+  return sample;
+}
+
 ReferenceCheck check_all_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
                               const DeviceOutputs& outputs) {
   // The reference writes the whole problem in the kernel's layout (dense, or packed with variable
@@ -107,8 +145,12 @@ ReferenceCheck check_all_rows(const reference::Problem& problem, DataType dtype,
   return check;
 }
 
-ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
-                          const DeviceOutputs& outputs, const std::vector<RowIndex>& rows) {
+namespace {
+
+// check_rows with an optional weight per row (null: 1 each) in the output's rel_l2.
+ReferenceCheck check_weighted_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
+                                   const DeviceOutputs& outputs, const std::vector<RowIndex>& rows,
+                                   const double* row_weights) {
   const size_t d = static_cast<size_t>(problem.head_dim);
   const DataType out_type = host::output_dtype(dtype);
   std::vector<double> ref_out(rows.size() * d);
@@ -127,12 +169,28 @@ ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, con
   ReferenceCheck check;
   check.rows = static_cast<int64_t>(rows.size());
   check.tolerance = output_tolerance(dtype);
-  check.out = host::compare(ref_out.data(), got_out.data(), ref_out.size());
+  check.out = host::compare(ref_out.data(), got_out.data(), ref_out.size(), row_weights, d);
   if (outputs.lse) {
     check.has_lse = true;
     check.lse = host::compare(ref_lse.data(), got_lse.data(), rows.size());
   }
   return check;
+}
+
+}  // namespace
+
+ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
+                          const DeviceOutputs& outputs, const std::vector<RowIndex>& rows) {
+  return check_weighted_rows(problem, dtype, inputs, outputs, rows, nullptr);
+}
+
+ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
+                          const DeviceOutputs& outputs, const RowSample& sample) {
+  if (sample.weights.size() != sample.rows.size()) {
+    throw std::invalid_argument("check_rows: " + std::to_string(sample.weights.size()) + " weights for " +
+                                std::to_string(sample.rows.size()) + " rows");
+  }
+  return check_weighted_rows(problem, dtype, inputs, outputs, sample.rows, sample.weights.data());
 }
 
 }  // namespace flash::apps

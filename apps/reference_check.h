@@ -28,6 +28,22 @@ struct RowIndex {
 // last row of each non-empty sequence (while count allows); then uniformly random ones.
 std::vector<RowIndex> sample_rows(const reference::Problem& problem, int count, uint64_t seed);
 
+// Rows for an estimate of the whole output's relative L2 error, the figure that peers report over
+// every element. A row that sees n keys averages n values, so its output's norm is about 1/sqrt(n)
+// of theirs: the first rows of a causal sequence hold much of the output's norm (row 0 of a
+// 16k-token head about a tenth), and a sample of uniform rows either misses them (a noisy
+// estimate) or, with the first row forced in, is dominated by them (an estimate biased towards
+// their small error: row 0 copies one value). Here rows are drawn independently (with repeats)
+// with probability proportional to 1 / max(1, keys seen) and each is weighted by max(1, keys
+// seen), the inverse of its probability up to a constant: both sums of the ratio are then
+// estimated without bias, and most draws fall where the norm is. Without a mask every row has the
+// same weight and the draw is uniform. When count covers every row, every row once, weight 1.
+struct RowSample {
+  std::vector<RowIndex> rows;
+  std::vector<double> weights;   // one per row
+};
+RowSample sample_rows_for_error(const reference::Problem& problem, int count, uint64_t seed);
+
 // Decoded inputs in the problem's layout: contiguous [batch, seqlen, heads, head_dim], or packed
 // [total, heads, head_dim] with variable lengths.
 struct HostInputs {
@@ -56,5 +72,8 @@ ReferenceCheck check_all_rows(const reference::Problem& problem, DataType dtype,
                               const DeviceOutputs& outputs);
 ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
                           const DeviceOutputs& outputs, const std::vector<RowIndex>& rows);
+// The rows of a RowSample, the output's rel_l2 weighted by its weights (the LSE's unweighted).
+ReferenceCheck check_rows(const reference::Problem& problem, DataType dtype, const HostInputs& inputs,
+                          const DeviceOutputs& outputs, const RowSample& sample);
 
 }  // namespace flash::apps

@@ -156,7 +156,10 @@ std::vector<uint8_t> storage_bytes(DataType dtype, const uint16_t* bits, size_t 
   return bytes;
 }
 
-ErrorStats compare(const double* ref, const double* got, size_t n) {
+ErrorStats compare(const double* ref, const double* got, size_t n) { return compare(ref, got, n, nullptr, 1); }
+
+ErrorStats compare(const double* ref, const double* got, size_t n, const double* run_weights, size_t run_length) {
+  if (run_weights && run_length == 0) throw std::invalid_argument("compare: run_length 0 with weights");
   constexpr double kInf = std::numeric_limits<double>::infinity();
   ErrorStats stats;
   stats.count = static_cast<int64_t>(n);
@@ -175,8 +178,9 @@ ErrorStats compare(const double* ref, const double* got, size_t n) {
       continue;
     }
     const double diff = got[i] - ref[i];
-    diff_sq += diff * diff;
-    ref_sq += ref[i] * ref[i];
+    const double weight = run_weights ? run_weights[i / run_length] : 1.0;
+    diff_sq += weight * diff * diff;
+    ref_sq += weight * ref[i] * ref[i];
     stats.max_abs = std::max(stats.max_abs, std::fabs(diff));
   }
   if (ref_sq > 0.0) {

@@ -48,6 +48,9 @@ struct ErrorStats {
 // key) matches only the same infinity in got; any other value there makes rel_l2 and max_abs
 // infinite. A non-finite got where ref is finite is counted and left out of the norms.
 ErrorStats compare(const double* ref, const double* got, size_t n);
+// The same with a weight per run of `run_length` elements (rows of head_dim outputs, say): rel_l2
+// is sqrt(sum w * diff^2 / sum w * ref^2); max_abs and nonfinite are unweighted. Weights > 0.
+ErrorStats compare(const double* ref, const double* got, size_t n, const double* run_weights, size_t run_length);
 
 // FLOPs of attention forward (two GEMMs of 2*d FLOPs per visible score). Non-causal and causal
 // with seqlen_q == seqlen_k use the usual convention 4*b*hq*sq*sk*d (halved when causal); causal
