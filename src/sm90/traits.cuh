@@ -167,12 +167,15 @@ struct FwdTraits {
   static constexpr int kStages = kPlan.stages;
   // Each consumer warpgroup computes only the key blocks its own rows see (FwdMask::n_block_end_of_rows)
   // where a tile is taller than a key block, so that its warpgroups' causal diagonals end in
-  // different blocks (d64: 192 x 128, d192/d256: 128 x 64), in the dense kernel. Elsewhere the
-  // warpgroups keep the tile's range: with the per-warpgroup bound and the skipped turns ptxas
-  // spilled 52 bytes at FP8 d128 (128 x 224, where the diagonals part in two tiles of seven), 8 at
-  // general d64 (0 before) and 12 more at general d256; square tiles gain only on an entry's
-  // last tile.
-  static constexpr bool kWarpGroupRanges = !kGeneral && kBlockM > kBlockN;
+  // different blocks (d64: 192 x 128, d192/d256: 128 x 64), in the dense 16-bit kernel. Measured
+  // (H100, FA3-paper grid, against the tile-wide range in the same call; PERF_NOTES): 16-bit d64
+  // causal +2-7%, d256 causal +1-2%, d64 non-causal 512 -4% (geometric mean +0.8%); but FP8 d64
+  // -3-7% (non-causal, and causal from 4k) and FP8 d256 -1-3%, where the same code cost more than
+  // the skipped blocks saved. Elsewhere the warpgroups keep the tile's range: with the
+  // per-warpgroup bound and the skipped turns ptxas spilled 52 bytes at FP8 d128 (128 x 224), 8 at
+  // general d64 (0 before) and 12 more at general d256; square tiles gain only on an entry's last
+  // tile.
+  static constexpr bool kWarpGroupRanges = !kGeneral && !kFp8 && kBlockM > kBlockN;
 
   static constexpr int kThreadsPerWarpGroup = 128;
   static constexpr int kNumMmaWarpGroups = kBlockM / 64;
