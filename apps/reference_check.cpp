@@ -4,7 +4,6 @@
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <utility>
 
 namespace flash::apps {
 namespace {
@@ -92,15 +91,19 @@ RowSample sample_rows_for_error(const reference::Problem& problem, int count, ui
   }
   // Cumulative draw probabilities (unnormalised) over the query rows of all entries; a row's
   // probability does not depend on its head.
+  struct Slot {
+    int batch, row, keys;   // keys: max(1, keys the row sees), its weight
+  };
   std::vector<double> cumulative;
-  std::vector<std::pair<int, int>> entry_row;   // (batch entry, row) of each cumulative slot
+  std::vector<Slot> slots;
   double total = 0.0;
   for (int b = 0; b < problem.batch; ++b) {
     const int len_q = reference::seqlen_of_q(problem, b);
     for (int i = 0; i < len_q; ++i) {
-      total += 1.0 / std::max(1, reference::visible_keys(problem, b, i).count());
+      const int keys = std::max(1, reference::visible_keys(problem, b, i).count());
+      total += 1.0 / keys;
       cumulative.push_back(total);
-      entry_row.emplace_back(b, i);
+      slots.push_back({b, i, keys});
     }
   }
   std::mt19937_64 rng(seed);
@@ -110,10 +113,10 @@ RowSample sample_rows_for_error(const reference::Problem& problem, int count, ui
     const size_t slot = std::min(cumulative.size() - 1,
                                  static_cast<size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) -
                                                      cumulative.begin()));
-    const auto [b, i] = entry_row[slot];
+    const Slot& drawn = slots[slot];
     const int head = static_cast<int>(rng() % static_cast<uint64_t>(problem.num_heads));
-    sample.rows.push_back({b, head, i});
-    sample.weights.push_back(std::max(1, reference::visible_keys(problem, b, i).count()));
+    sample.rows.push_back({drawn.batch, head, drawn.row});
+    sample.weights.push_back(drawn.keys);
   }
   return sample;
 }
