@@ -213,7 +213,7 @@ struct FwdKernelSm90 {
         typename Traits::TiledMmaPV mma_pv;
         Tensor tOrO = partition_fragment_C(mma_pv, select<0, 1>(typename Traits::TileShapePV{}));
         constexpr int kRows = decltype(size<0>(rowcol_layout(tOrO.layout())))::value;
-        OnlineSoftmax<kRows, Traits::kSoftmaxMaxOffset, Traits::kRescaleThreshold, Traits::kPolyExp2, Traits::kPolyDegree> softmax;
+        OnlineSoftmax<kRows, Traits::kSoftmaxMaxOffset, Traits::kPolyExp2, Traits::kPolyDegree> softmax;
         storage.barrier_q.wait(iteration & 1);
         if (n_begin < n_end) {
           if constexpr (Traits::kFp8) {

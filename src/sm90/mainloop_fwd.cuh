@@ -569,7 +569,7 @@ struct MainloopFwdSm90 {
       warpgroup_fence_operand(tOrO);
       warpgroup_fence_operand(tOrP);
       pipeline_v.consumer_release(state_v);
-      if (!Traits::kLazyRescale || softmax.warp_rescales(o_scale)) scale_rows(tOrO, o_scale);
+      if (!Traits::kSkipRescale || softmax.warp_rescales(o_scale)) scale_rows(tOrO, o_scale);
       convert_p();
       state_v = state;
       ++state;

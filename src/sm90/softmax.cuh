@@ -37,18 +37,17 @@ CUTE_DEVICE float exp2_fma(float x) {
 // kMaxOffset: probabilities are exp2(score - max + kMaxOffset). FP8 quantises P to e4m3 (largest
 // finite 448, smallest normal 2^-6): the offset moves the small probabilities out of e4m3's
 // subnormal range. It cancels in O / row sum and is taken out of the LSE.
-// kRescaleThreshold: the running max moves only when a block's max exceeds it by more than this
-// (log2 units); below, the block is exponentiated against the old max and O is not rescaled, which
-// saves the multiply of every O register of the thread (128 at head dim 256) on most blocks once the
-// max has settled. P is then at most 2^(kMaxOffset + kRescaleThreshold), which FwdTraits keeps at
-// or below 2^8 = 256 (16-bit: 0 + 8; FP8: 7 + 1, below e4m3's 448; 0 where the plan moves the max
-// on every block). The result is exact either way: O and the row sum share the max.
+// The running max moves whenever a block's max exceeds it, so the largest P of the block that
+// moves it is exactly 2^kMaxOffset and carries no rounding into the P V GEMM. A threshold that let
+// the max lag (a "lazy" rescale, P up to 2^(offset + threshold)) saved O's multiply on more blocks
+// but made that P round like any other: 2-5% more error than FA3 at 16-bit d128/d256 and FP8
+// d64/d256 (tools/simulate_p_rounding.py; measured, docs/PERF_NOTES.md). A warp whose rows all kept
+// their max may still skip O's multiply (warp_rescales), an exact saving.
 // kPolyPer8: of every 8 score columns, how many take exp2_fma (below) instead of the MUFU's exp2;
 // kPolyDegree: that polynomial's degree (2 where P is quantised to e4m3, 3 for 16-bit P).
-template <int kRows, int kMaxOffset = 0, int kRescaleThreshold = 0, int kPolyPer8 = 0, int kPolyDegree = 3>
+template <int kRows, int kMaxOffset = 0, int kPolyPer8 = 0, int kPolyDegree = 3>
 struct OnlineSoftmax {
-  static_assert(kMaxOffset >= 0 && kRescaleThreshold >= 0 && kMaxOffset + kRescaleThreshold <= 8,
-                "P <= 2^(offset + threshold) must stay below e4m3's 448");
+  static_assert(kMaxOffset >= 0 && kMaxOffset <= 8, "P <= 2^offset must stay below e4m3's 448");
   static_assert(kPolyPer8 >= 0 && kPolyPer8 <= 8 && (kPolyDegree == 2 || kPolyDegree == 3));
   float row_max[kRows];   // running max of raw scores (unscaled); -inf until a key is seen
   float row_sum[kRows];   // this thread's share of sum(exp2(score * scale_log2 - max * scale_log2))
@@ -81,7 +80,7 @@ struct OnlineSoftmax {
       bool const seen = row_max[r] != -INFINITY;
       float const old_scaled = scaled(row_max[r], scale_log2);
       float const new_scaled = scaled(block_max, scale_log2);
-      bool const move = !seen || new_scaled - old_scaled > float(kRescaleThreshold);
+      bool const move = !seen || new_scaled > old_scaled;
       o_scale[r] = move ? (seen ? exp2f(old_scaled - new_scaled) : 0.0f) : 1.0f;
       if (move) row_max[r] = block_max;
       float const shift = (move ? new_scaled : old_scaled) - float(kMaxOffset);

@@ -26,13 +26,12 @@ struct TilePlan {
   bool scheduler_barrier;   // consumer warpgroups issue their GEMMs in turn
   bool separate_o;          // O is staged in its own buffer (else in Q's), so the next Q loads during the epilogue
   int ctas_per_sm = 1;      // CTAs resident per SM (launch bounds, persistent grid, register pool)
-  // The running max moves only past a threshold and a warp whose rows kept it skips the O rescale
-  // (softmax.cuh; FwdTraits sets the threshold). Measured per plan (H200, FA3-paper grid, one run
-  // each way): 16-bit d256 +5-10% (bf16 16k 729 -> 762 non-causal, 727 -> 791 causal), d128 +0-6%,
-  // FP8 d256 +10-12% (916 -> 1027), FP8 d64 +1-2%; but 16-bit d64 -3-9% and FP8 d128 -4-8%, where
-  // O is 32 / 64 registers and the branch around the multiply cost more than the multiplies (the
-  // vision encoder's d80 general kernel -4%). Off: the max moves on every block, as before.
-  bool lazy_rescale = false;
+  // A warp whose rows all kept their running max skips O's rescale, a branch around the multiply
+  // of every O register of the thread (softmax.cuh). Measured per plan (H200, FA3-paper grid, one
+  // run each way, then with a lag threshold that session 13 removed for its accuracy cost): on at
+  // 16-bit d128/d256 and FP8 d64/d256, where O is 64-128 registers; off at 16-bit d64 (-3-9%) and
+  // FP8 d128 (-4-8%), where the branch cost more than the multiplies it saved.
+  bool skip_rescale = false;
   // Of every 8 scores, how many are exponentiated on the FMA pipe (softmax.cuh, exp2_fma) rather
   // than on the MUFU unit, whose 16 exp2 per cycle per SM take as long as the GEMMs at FP8 d128.
   int poly_exp2 = 0;
@@ -119,7 +118,7 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
   return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
 }
 
-// The lazy rescale (TilePlan::lazy_rescale) where the dense kernel measured faster with it: 16-bit
+// The rescale branch (TilePlan::skip_rescale) where the dense kernel measured faster with it: 16-bit
 // d128 and d256, FP8 d64 and d256. Every variant of a head dim makes the same choice, so that a
 // packed batch of equal lengths gives the dense kernel's bits (tests/test_gpu_serving.cpp); the
 // general and decode kernels were not timed both ways.
@@ -131,7 +130,7 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
 // instructions in place of one cost more than they save there.
 constexpr TilePlan tile_plan(int head_dim, Variant variant, bool fp8 = false) {
   TilePlan plan = base_tile_plan(head_dim, variant, fp8);
-  plan.lazy_rescale = fp8 ? (head_dim <= 64 || head_dim > 128) : (head_dim > 96 && head_dim <= 128) || head_dim > 192;
+  plan.skip_rescale = fp8 ? (head_dim <= 64 || head_dim > 128) : (head_dim > 96 && head_dim <= 128) || head_dim > 192;
   plan.poly_exp2 = fp8 && head_dim > 64 && head_dim <= 128 ? 1 : 0;
   return plan;
 }
@@ -198,14 +197,11 @@ struct FwdTraits {
   static_assert(!kFp8 || (kHeadDim % 32 == 0 && kBlockN % 32 == 0), "FP8 wgmma K steps are 32 elements");
   // FP8: producer warps 1..3 transpose V (warp 0 issues the TMA loads).
   static constexpr int kNumTransposeThreads = kFp8 ? 3 * 32 : 0;
-  // Softmax (softmax.cuh): P = exp2(score - max + offset), with the lazy rescale the max moving
-  // only by more than the threshold, so P <= 2^(offset + threshold) <= 256. FP8: an offset of 7
-  // keeps probabilities down to 2^-13 of the max in e4m3's normal range (smallest 2^-6) and a
-  // threshold of 1 keeps P below 448. 16-bit: no offset; fp16 holds 256 exactly, and a threshold of
-  // 8 skips the rescale of O on every block whose max rises by less than a factor of 256.
-  static constexpr bool kLazyRescale = kPlan.lazy_rescale;
+  // Softmax (softmax.cuh): P = exp2(score - max + offset) <= 2^offset. FP8: an offset of 7 keeps
+  // probabilities down to 2^-13 of the max in e4m3's normal range (smallest 2^-6) and P <= 128
+  // below e4m3's 448. 16-bit: no offset.
+  static constexpr bool kSkipRescale = kPlan.skip_rescale;
   static constexpr int kSoftmaxMaxOffset = kFp8 ? 7 : 0;
-  static constexpr int kRescaleThreshold = !kLazyRescale ? 0 : kFp8 ? 1 : 8;
   static constexpr int kPolyExp2 = kPlan.poly_exp2;
   static constexpr int kPolyDegree = kFp8 ? 2 : 3;
 
