@@ -110,9 +110,11 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
   // made no difference at 128 x 80. Q 64 KB + K,V 2 x 2 x 32 KB = 192 KB leaves no room for a
   // separate O buffer: O is staged in Q's. 32/232 registers fit
   // without spills here (128 x 80 needed 240 and still spilled) and measured equal or faster than
-  // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant spills 24
-  // bytes of the consumers at 232; it takes 24/240, which spills 12 bytes of the producer's
-  // coordinates instead (off the tensor-core path; 20 before the producer became warp-wide).
+  // 24/240 (which spilled 20 bytes of the producer's coordinates). The general variant takes
+  // 24/240 and spills: 12 bytes of the producer's coordinates when chosen, more as it took on
+  // features (68 bytes stored at 03b1522, 116 at 4953207, 140 stored and 192 loaded from 28e4442
+  // on), in both roles, some loads in the consumers' key-block loop. It serves only the serving
+  // features at d256 (packed, paged, windowed, split calls); the dense grid runs on the plan above.
   // 32/240 compiled clean but hung on the H100: it asks for 65536 registers, more than the CTA's
   // pool (see kLaunchRegisters).
   return general ? TilePlan{128, 64, 2, 24, 240, false, false} : TilePlan{128, 64, 2, 32, 232, false, false};
