@@ -45,7 +45,7 @@ struct Fp8Case {
   // last block first, so every block raises the running max and P reaches 2^offset in each).
   double ramp = 0.0;
   // true: every query weighs two keys and no other: the first the kernel visits (the last key) and,
-  // 0.5 log2 units above it, key 0 in the last block visited (ramp must be 0).
+  // 0.5 log2 units above it, key 0 in the last block visited (replaces the ramp).
   bool two_keys = false;
 };
 
@@ -88,34 +88,30 @@ Fp8Result run_fp8(const Fp8Case& c, uint64_t seed) {
   flash::host::fill_random(DataType::FP8_E4M3, q_elems, seed, &q_bits, &q_vals);
   flash::host::fill_random(DataType::FP8_E4M3, kv_elems, seed + 1, &k_bits, &k_vals);
   flash::host::fill_random(DataType::FP8_E4M3, kv_elems, seed + 2, &v_bits, &v_vals);
-  if (c.ramp > 0.0) {
-    // q = 1 in every column, key j = a + b * (1 - j / seqlen_k) in every column (e4m3-rounded):
-    // with the softmax scale below, scores fall by about `ramp` (log2 units) from key 0 to the last.
+  if (c.ramp > 0.0 || c.two_keys) {
+    // q = 1 in every column and key j the same value in every column (e4m3-rounded), so that with
+    // the softmax scale below the scores are set key by key:
+    // ramp: key j = 4 (1 - j / seqlen_k): scores fall by about `ramp` (log2 units) from key 0 to
+    // the last;
+    // two keys: key 0 = 2, the last key = 1.75, every other -16: key 0 scores 0.5 (log2 units)
+    // above the last key and the others 35.5 and more below it, so their e4m3 P is 0 and their
+    // share of the row sum below 2^-35.
+    auto key_value = [&](int j) {
+      if (c.two_keys) return j == 0 ? 2.0 : j == c.seqlen_k - 1 ? 1.75 : -16.0;
+      return 4.0 * (1.0 - double(j) / c.seqlen_k);
+    };
     for (size_t i = 0; i < q_elems; ++i) q_bits[i] = flash::host::encode(DataType::FP8_E4M3, 1.0);
     for (size_t i = 0; i < kv_elems; ++i) {
-      const int j = int(i / (size_t(c.heads_k) * d)) % c.seqlen_k;
-      k_bits[i] = flash::host::encode(DataType::FP8_E4M3, 4.0 * (1.0 - double(j) / c.seqlen_k));
+      k_bits[i] = flash::host::encode(DataType::FP8_E4M3, key_value(int(i / (size_t(c.heads_k) * d)) % c.seqlen_k));
     }
     for (size_t i = 0; i < q_elems; ++i) q_vals[i] = flash::host::decode(DataType::FP8_E4M3, q_bits[i]);
     for (size_t i = 0; i < kv_elems; ++i) k_vals[i] = flash::host::decode(DataType::FP8_E4M3, k_bits[i]);
   }
-  if (c.two_keys) {
-    // q = 1 in every column; key 0 = 2, the last key = 1.75 and every other -16 in every column: with
-    // the softmax scale below, key 0 scores 0.5 (log2 units) above the last key and the others 35.5
-    // and more below it, so their e4m3 P is 0 and their share of the row sum below 2^-35.
-    for (size_t i = 0; i < q_elems; ++i) q_bits[i] = flash::host::encode(DataType::FP8_E4M3, 1.0);
-    for (size_t i = 0; i < kv_elems; ++i) {
-      const int j = int(i / (size_t(c.heads_k) * d)) % c.seqlen_k;
-      k_bits[i] = flash::host::encode(DataType::FP8_E4M3, j == 0 ? 2.0 : j == c.seqlen_k - 1 ? 1.75 : -16.0);
-    }
-    for (size_t i = 0; i < q_elems; ++i) q_vals[i] = flash::host::decode(DataType::FP8_E4M3, q_bits[i]);
-    for (size_t i = 0; i < kv_elems; ++i) k_vals[i] = flash::host::decode(DataType::FP8_E4M3, k_bits[i]);
-  }
-  // softmax_scale: ramp: a score of q.k = 4 * d (key 0) gives ramp * ln 2 in natural-log units;
-  // two keys: 2 log2 units per unit of q.k / d.
-  const float softmax_scale = c.ramp > 0.0 ? float(c.ramp * std::log(2.0) / (4.0 * d))
-                              : c.two_keys ? float(2.0 * std::log(2.0) / d)
-                                           : 0.0f;
+  // softmax_scale: two keys: 2 log2 units per unit of q.k / d; ramp: a score of q.k = 4 * d
+  // (key 0) gives ramp * ln 2 in natural-log units.
+  const float softmax_scale = c.two_keys    ? float(2.0 * std::log(2.0) / d)
+                              : c.ramp > 0.0 ? float(c.ramp * std::log(2.0) / (4.0 * d))
+                                             : 0.0f;
 
   const std::vector<float> q_desc = descale_values(c, 0), k_desc = descale_values(c, 1), v_desc = descale_values(c, 2);
   auto factor = [&](const std::vector<float>& f, int b, int h_k) -> double {
