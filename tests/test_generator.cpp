@@ -39,6 +39,7 @@ std::string variant_name(const KernelEntry& entry) {
     case KernelVariant::kDense: return "dense";
     case KernelVariant::kGeneral: return "general";
     case KernelVariant::kDecode: return "decode";
+    case KernelVariant::kDenseShort: return "dense_short";
   }
   return "unknown";
 }
@@ -111,6 +112,26 @@ TEST(Generator, EveryKernelHasDenseAndGeneralVariants) {
     decode_rows += variant == static_cast<int>(KernelVariant::kDecode);
   }
   EXPECT_GT(decode_rows, 0) << "the decode variant has no kernel";
+}
+
+// A dense_short kernel is the dense kernel of its (dtype, head_dim) on shorter query tiles, with
+// the same key blocks: the API swaps one for the other on short causal calls only.
+TEST(Generator, DenseShortKernelsHaveShorterTilesThanTheirDenseKernel) {
+  int short_rows = 0;
+  for (int i = 0; i < kNumKernels; ++i) {
+    const KernelEntry& entry = kKernelTable[i];
+    if (entry.variant != KernelVariant::kDenseShort) continue;
+    ++short_rows;
+    const KernelEntry* dense = nullptr;
+    for (int j = 0; j < kNumKernels; ++j) {
+      const KernelEntry& other = kKernelTable[j];
+      if (other.variant == KernelVariant::kDense && other.dtype == entry.dtype && other.head_dim == entry.head_dim) dense = &other;
+    }
+    ASSERT_NE(dense, nullptr) << entry.name << " has no dense kernel";
+    EXPECT_LT(entry.tiles().block_m, dense->tiles().block_m) << entry.name;
+    EXPECT_EQ(entry.tiles().block_n, dense->tiles().block_n) << entry.name;
+  }
+  EXPECT_GT(short_rows, 0) << "the dense_short variant has no kernel";
 }
 
 }  // namespace

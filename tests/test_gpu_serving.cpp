@@ -24,6 +24,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "api/launch_plan.h"
 #include "api/validate.h"
 #include "flash_api.h"
 #include "gpu_test_util.h"
@@ -769,8 +770,9 @@ std::vector<Case> combo_cases() {
 INSTANTIATE_TEST_SUITE_P(Serving, ServingComboGpu, ::testing::ValuesIn(combo_cases()), param_name);
 
 // Every kernel instance runs at least once: each head dim with a kernel of its own, through the
-// general variant (packed, softcap, window), the dense one (causal) and, where it exists, the
-// decode one (at most 64 query rows per tile). The general d256 plan once hung (a register plan
+// general variant (packed, softcap, window), the dense one (causal) and, where they exist, the
+// decode one (at most 64 query rows per tile) and the dense_short one (causal, at most
+// kDenseShortMaxSeqlen queries and keys; the dense case then takes longer keys). The general d256 plan once hung (a register plan
 // larger than the CTA's pool) and no other test reached it.
 class EveryInstanceGpu : public ::testing::TestWithParam<Case> {};
 
@@ -795,6 +797,14 @@ std::vector<Case> every_instance_cases() {
       dense.causal = true;
       dense.lens_q = {333, 333};
       dense.lens_k = {517, 517};
+      const flash::detail::KernelEntry* short_kernel =
+          flash::detail::find_kernel(dtype, head_dim, flash::detail::KernelVariant::kDenseShort);
+      if (short_kernel != nullptr && short_kernel->head_dim == head_dim) {
+        Case dense_short = dense;
+        dense_short.tag = "dense_short";
+        cases.push_back(dense_short);
+        dense.lens_k = {flash::detail::kDenseShortMaxSeqlen + 77, flash::detail::kDenseShortMaxSeqlen + 77};
+      }
       cases.push_back(dense);
       // The decode variant where the kernel list has one of this width (find_kernel may return a
       // wider one, which a call of this head dim does not use).

@@ -1,5 +1,6 @@
-// The launch plan (src/api/launch_plan.h): GQA packing, the split count and the workspace layout.
-// Host arithmetic on resolved arguments: no GPU needed.
+// The launch plan (src/api/launch_plan.h): GQA packing, the split count, the workspace layout and
+// the kernel a call runs on. Host arithmetic on resolved arguments and the kernel table: no GPU
+// needed.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -145,6 +146,62 @@ TEST(LaunchPlan, PartialRowsFollowTheLayout) {
   const size_t lse_bytes = 4u * 16 * 40 * 4;
   EXPECT_EQ(plan.o_offset, lse_bytes);
   EXPECT_EQ(plan.workspace_bytes, lse_bytes + lse_bytes * 128);
+}
+
+// The FA3-paper shape at `seqlen` tokens: 16k tokens of 2048 / head_dim heads.
+FwdArgs paper_args(DataType dtype, int head_dim, int seqlen, bool causal) {
+  FwdArgs a;
+  a.dtype = dtype;
+  a.head_dim = head_dim;
+  a.batch = 16384 / seqlen;
+  a.seqlen_q = seqlen;
+  a.seqlen_k = seqlen;
+  a.num_heads = 2048 / head_dim;
+  a.num_heads_k = a.num_heads;
+  a.window_right = causal ? 0 : -1;
+  a.num_sms = kSms;
+  return a;
+}
+
+std::string variant_of(const FwdArgs& args) {
+  const KernelEntry* entry = choose_kernel(args);
+  return entry == nullptr ? "none" : entry->name;
+}
+
+TEST(ChooseKernel, ShortCausalD64RunsOnShorterTiles) {
+  for (DataType dtype : {DataType::FP16, DataType::BF16, DataType::FP8_E4M3}) {
+    const std::string prefix = dtype == DataType::FP16 ? "fp16" : dtype == DataType::BF16 ? "bf16" : "fp8";
+    for (int seqlen : {65, 512, 1000, kDenseShortMaxSeqlen}) {   // 64 rows or fewer: decode (16-bit)
+      EXPECT_EQ(variant_of(paper_args(dtype, 64, seqlen, true)), prefix + "_hdim64_dense_short_sm90") << seqlen;
+    }
+    EXPECT_EQ(variant_of(paper_args(dtype, 64, 1100, true)), prefix + "_hdim64_dense_sm90");
+    EXPECT_EQ(variant_of(paper_args(dtype, 64, 512, false)), prefix + "_hdim64_dense_sm90");
+    FwdArgs long_keys = paper_args(dtype, 64, 512, true);
+    long_keys.seqlen_k = kDenseShortMaxSeqlen + 1;   // most rows see every key: the taller tiles win
+    EXPECT_EQ(variant_of(long_keys), prefix + "_hdim64_dense_sm90");
+    FwdArgs window = paper_args(dtype, 64, 512, false);
+    window.window_right = 100;   // a right window masks the diagonal as causal does
+    EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_short_sm90");
+    window.window_right = 512;   // past every row's last key: nothing is masked
+    EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_sm90");
+    // Head dims without a shorter plan keep their dense kernel.
+    EXPECT_EQ(variant_of(paper_args(dtype, 128, 512, true)), prefix + "_hdim128_dense_sm90");
+  }
+  EXPECT_EQ(variant_of(paper_args(DataType::BF16, 48, 512, true)), "bf16_hdim64_dense_short_sm90");
+}
+
+TEST(ChooseKernel, GeneralFeaturesAndDecodeTakePrecedence) {
+  FwdArgs packed = paper_args(DataType::BF16, 64, 512, true);
+  packed.cu_seqlens_q = reinterpret_cast<const int32_t*>(0x1000);
+  packed.cu_seqlens_k = reinterpret_cast<const int32_t*>(0x2000);
+  EXPECT_EQ(variant_of(packed), "bf16_hdim64_general_sm90");
+  FwdArgs decode = paper_args(DataType::BF16, 64, 512, true);
+  decode.seqlen_q = 1;
+  EXPECT_EQ(variant_of(decode), "bf16_hdim64_decode_sm90");
+  // FP8 has no decode kernel: one query row runs on the dense kernels.
+  decode.dtype = DataType::FP8_E4M3;
+  EXPECT_EQ(variant_of(decode), "fp8_hdim64_dense_short_sm90");
+  EXPECT_EQ(variant_of(paper_args(DataType::BF16, 256, 512, true)), "bf16_hdim256_dense_sm90");
 }
 
 }  // namespace

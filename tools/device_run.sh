@@ -260,6 +260,10 @@ stage_sanitize() {
   # General instances: packed variable lengths (an empty query entry, an empty key entry, 1-token
   # and multi-tile entries) with softcap, seqused_k and causal, then with a two-sided window.
   local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700"
+  # dense_short instances serve causal calls of at most 1024 queries and keys (launch_plan.h): the
+  # same checks on shorter lengths, with rows that see no key, then more keys than queries.
+  local short_runs=("--batch 2 --heads 8 --heads-k 2 --seqlen-q 1000 --seqlen-k 700 --causal"
+                    "--batch 3 --heads 8 --heads-k 2 --seqlen-q 333 --seqlen-k 1024 --causal")
   local packed="--heads 4 --heads-k 2 --varlen-q-lens 1,300,0,129,700 --varlen-k-lens 5,700,17,0,333"
   # Decode: GQA packing, split keys (the combine kernel) and paged caches (pages of 48 keys, not
   # whole key blocks, and of 256), partly used. At head dims with a decode kernel these 12-row
@@ -292,6 +296,7 @@ stage_sanitize() {
   while read -r dtype head_dim variant; do
     local runs_of_instance=("$dense_shape --no-causal" "$dense_shape --causal")
     [ "$variant" = general ] && runs_of_instance=("${general_runs[@]}")
+    [ "$variant" = dense_short ] && runs_of_instance=("${short_runs[@]}")
     # The decode instances serve tiles of at most 64 query rows: the short windows and the decode
     # runs (12 rows).
     [ "$variant" = decode ] && runs_of_instance=("$windows --no-causal" "$decode --causal --page-size 48"

@@ -18,23 +18,33 @@ import sys
 #   decode   the general features on 64-row query tiles, for calls whose tiles hold at most 64
 #            query rows: decode steps (the language models' head dims 64, 128) and the vision
 #            encoder's packed windows of <= 64 tokens (head dim 80)
-# Every 16-bit (dtype, head_dim) has dense and general; decode exists where listed. FP8 (e4m3
-# inputs, 16-bit output) has the dense variant at the head dims FP8 users run.
+#   dense_short  the dense kernel on 128-row query tiles where the dense plan's are taller (d64:
+#            192), for short causal calls (choose_kernel in src/api/launch_plan.cpp)
+# Every 16-bit (dtype, head_dim) has dense and general; decode and dense_short exist where listed.
+# FP8 (e4m3 inputs, 16-bit output) has the dense variants at the head dims FP8 users run.
 DECODE_HEAD_DIMS = (64, 80, 128)
+DENSE_SHORT_HEAD_DIMS = (64,)
 FP8_HEAD_DIMS = (64, 128, 256)
 KERNELS = [
     (dtype, head_dim, variant)
     for dtype in ("fp16", "bf16")
     for head_dim in (64, 80, 96, 128, 192, 256)
-    for variant in ("dense", "general", "decode")
-    if variant != "decode" or head_dim in DECODE_HEAD_DIMS
-] + [("fp8", head_dim, "dense") for head_dim in FP8_HEAD_DIMS]
+    for variant in ("dense", "general", "decode", "dense_short")
+    if (variant != "decode" or head_dim in DECODE_HEAD_DIMS)
+    and (variant != "dense_short" or head_dim in DENSE_SHORT_HEAD_DIMS)
+] + [
+    ("fp8", head_dim, variant)
+    for head_dim in FP8_HEAD_DIMS
+    for variant in ("dense", "dense_short")
+    if variant != "dense_short" or head_dim in DENSE_SHORT_HEAD_DIMS
+]
 
 VARIANTS = {
     # name: the KernelVariant / sm90::Variant enumerator
     "dense": "kDense",
     "general": "kGeneral",
     "decode": "kDecode",
+    "dense_short": "kDenseShort",
 }
 
 DTYPES = {

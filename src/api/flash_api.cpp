@@ -26,19 +26,6 @@ Status prepare(const FlashAttentionParams& params, bool workspace_given, detail:
   return detail::plan_launch(*args, general->tiles(), workspace_given, plan);
 }
 
-// The kernel for planned arguments: the decode variant where every tile holds at most its 64
-// query rows (and it is as wide as the general kernel: no more padding), else the general one
-// where a feature needs it, else the dense one.
-const detail::KernelEntry* choose_kernel(const detail::FwdArgs& args) {
-  const detail::KernelEntry* general = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kGeneral);
-  const detail::KernelEntry* decode = detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDecode);
-  if (general == nullptr) return detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDense);
-  const int64_t rows = int64_t{args.seqlen_q} * (args.pack_gqa ? args.num_heads / args.num_heads_k : 1);
-  if (decode != nullptr && decode->head_dim == general->head_dim && rows <= decode->tiles().block_m) return decode;
-  return detail::needs_general_kernel(args) ? general
-                                            : detail::find_kernel(args.dtype, args.head_dim, detail::KernelVariant::kDense);
-}
-
 }  // namespace
 
 int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t stream) {
@@ -61,7 +48,7 @@ int flash_attention_forward(const FlashAttentionParams& params, cudaStream_t str
   }
   args.pack_gqa = plan.pack_gqa;
   args.num_splits = plan.num_splits;
-  const detail::KernelEntry* entry = choose_kernel(args);
+  const detail::KernelEntry* entry = detail::choose_kernel(args);
   const Status launched = entry->launch(args, stream);
   // Launchers record their own detailed message; one that did not still leaves a usable one.
   if (launched != kSuccess && last_error_message()[0] == '\0') {

@@ -95,11 +95,19 @@ using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
 //             split keys
 //   kDecode   the general features on 64-row query tiles (one consumer warpgroup, a deeper K/V
 //             pipeline): calls whose tiles hold at most 64 query rows (decode); some head dims only
+//   kDenseShort  the dense kernel on 128-row query tiles where the dense plan's are taller (d64:
+//             192): short causal calls (choose_kernel, launch_plan.h); some head dims only
 enum class KernelVariant : int {
   kDense = 0,
   kGeneral = 1,
   kDecode = 2,
+  kDenseShort = 3,
 };
+
+// Whether a variant's kernel carries the general features (needs_general_kernel's list).
+constexpr bool has_general_features(KernelVariant variant) {
+  return variant == KernelVariant::kGeneral || variant == KernelVariant::kDecode;
+}
 
 // The tile of a kernel instance: query rows per CTA and key rows per pipeline stage.
 struct KernelTiles {

@@ -1,4 +1,5 @@
-// Launch planning: GQA packing, the split count and the workspace layout of a split call.
+// Launch planning: GQA packing, the split count, the workspace layout of a split call and the
+// kernel that runs it.
 #include "api/launch_plan.h"
 
 #include <algorithm>
@@ -92,6 +93,23 @@ Status plan_launch(const FwdArgs& args, KernelTiles tiles, bool workspace_given,
   }
   *plan = r;
   return kSuccess;
+}
+
+const KernelEntry* choose_kernel(const FwdArgs& args) {
+  const KernelEntry* general = find_kernel(args.dtype, args.head_dim, KernelVariant::kGeneral);
+  const KernelEntry* dense = find_kernel(args.dtype, args.head_dim, KernelVariant::kDense);
+  if (general != nullptr) {
+    const KernelEntry* decode = find_kernel(args.dtype, args.head_dim, KernelVariant::kDecode);
+    const int64_t rows = int64_t{args.seqlen_q} * (args.pack_gqa ? args.num_heads / args.num_heads_k : 1);
+    if (decode != nullptr && decode->head_dim == general->head_dim && rows <= decode->tiles().block_m) return decode;
+    if (needs_general_kernel(args)) return general;
+  }
+  const KernelEntry* dense_short = find_kernel(args.dtype, args.head_dim, KernelVariant::kDenseShort);
+  // A right window of seqlen_q or more keys past the diagonal masks nothing: a non-causal call.
+  const bool short_causal = args.window_right >= 0 && args.window_right < args.seqlen_q &&
+                            args.seqlen_q <= kDenseShortMaxSeqlen && args.seqlen_k <= kDenseShortMaxSeqlen;
+  if (dense_short != nullptr && dense_short->head_dim == dense->head_dim && short_causal) return dense_short;
+  return dense;
 }
 
 }  // namespace flash::detail

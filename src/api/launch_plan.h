@@ -1,6 +1,7 @@
-// How a checked call runs: GQA packing and the split count (split-KV), and the workspace a split
-// call needs. Pure host arithmetic on resolved arguments and the general kernel's tile sizes, so
-// flash_attention_forward and flash_attention_workspace_size reach the same answer.
+// How a checked call runs: GQA packing and the split count (split-KV), the workspace a split call
+// needs, and the kernel it runs on. Pure host arithmetic on resolved arguments, the general
+// kernel's tile sizes and the kernel table, so flash_attention_forward and
+// flash_attention_workspace_size reach the same answer.
 #pragma once
 
 #include <cstddef>
@@ -38,5 +39,18 @@ int split_heuristic(int64_t tiles, int n_blocks, int num_sms, int max_splits);
 //   Splits: args.requested_splits when > 0 (clamped to the key blocks); automatic (0) only with a
 //   workspace (workspace_given), by split_heuristic; else 1.
 Status plan_launch(const FwdArgs& args, KernelTiles tiles, bool workspace_given, LaunchPlan* plan);
+
+// The longest causal call (queries and keys) that runs on a dense_short kernel where the head dim
+// has one: past it the dense plan's taller tiles are faster (src/sm90/traits.cuh).
+constexpr int kDenseShortMaxSeqlen = 1024;
+
+// The kernel of planned arguments (pack_gqa and num_splits set), from the kernel table:
+//   decode       where every tile holds at most its 64 query rows, and it is as wide as the
+//                general kernel (no more padding);
+//   general      where a feature needs it (needs_general_kernel);
+//   dense_short  dense calls with a right window that masks (causal) and at most
+//                kDenseShortMaxSeqlen queries and keys, where the head dim has one;
+//   dense        the rest.
+const KernelEntry* choose_kernel(const FwdArgs& args);
 
 }  // namespace flash::detail

@@ -3,6 +3,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_fp16_hdim64_dense_sm90.cu
   src/instances/fwd_fp16_hdim64_general_sm90.cu
   src/instances/fwd_fp16_hdim64_decode_sm90.cu
+  src/instances/fwd_fp16_hdim64_dense_short_sm90.cu
   src/instances/fwd_fp16_hdim80_dense_sm90.cu
   src/instances/fwd_fp16_hdim80_general_sm90.cu
   src/instances/fwd_fp16_hdim80_decode_sm90.cu
@@ -18,6 +19,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_bf16_hdim64_dense_sm90.cu
   src/instances/fwd_bf16_hdim64_general_sm90.cu
   src/instances/fwd_bf16_hdim64_decode_sm90.cu
+  src/instances/fwd_bf16_hdim64_dense_short_sm90.cu
   src/instances/fwd_bf16_hdim80_dense_sm90.cu
   src/instances/fwd_bf16_hdim80_general_sm90.cu
   src/instances/fwd_bf16_hdim80_decode_sm90.cu
@@ -31,6 +33,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_bf16_hdim256_dense_sm90.cu
   src/instances/fwd_bf16_hdim256_general_sm90.cu
   src/instances/fwd_fp8_hdim64_dense_sm90.cu
+  src/instances/fwd_fp8_hdim64_dense_short_sm90.cu
   src/instances/fwd_fp8_hdim128_dense_sm90.cu
   src/instances/fwd_fp8_hdim256_dense_sm90.cu
   src/instances/kernel_table.cpp

@@ -9,6 +9,8 @@ Status run_fwd_fp16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream
 KernelTiles tiles_fwd_fp16_hdim64_general_sm90();
 Status run_fwd_fp16_hdim64_decode_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim64_decode_sm90();
+Status run_fwd_fp16_hdim64_dense_short_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp16_hdim64_dense_short_sm90();
 Status run_fwd_fp16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp16_hdim80_dense_sm90();
 Status run_fwd_fp16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -39,6 +41,8 @@ Status run_fwd_bf16_hdim64_general_sm90(const FwdArgs& args, cudaStream_t stream
 KernelTiles tiles_fwd_bf16_hdim64_general_sm90();
 Status run_fwd_bf16_hdim64_decode_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim64_decode_sm90();
+Status run_fwd_bf16_hdim64_dense_short_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_bf16_hdim64_dense_short_sm90();
 Status run_fwd_bf16_hdim80_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_bf16_hdim80_dense_sm90();
 Status run_fwd_bf16_hdim80_general_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -65,6 +69,8 @@ Status run_fwd_bf16_hdim256_general_sm90(const FwdArgs& args, cudaStream_t strea
 KernelTiles tiles_fwd_bf16_hdim256_general_sm90();
 Status run_fwd_fp8_hdim64_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp8_hdim64_dense_sm90();
+Status run_fwd_fp8_hdim64_dense_short_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp8_hdim64_dense_short_sm90();
 Status run_fwd_fp8_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp8_hdim128_dense_sm90();
 Status run_fwd_fp8_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream);
@@ -74,6 +80,7 @@ const KernelEntry kKernelTable[] = {
     {DataType::FP16, 64, KernelVariant::kDense, &run_fwd_fp16_hdim64_dense_sm90, &tiles_fwd_fp16_hdim64_dense_sm90, "fp16_hdim64_dense_sm90"},
     {DataType::FP16, 64, KernelVariant::kGeneral, &run_fwd_fp16_hdim64_general_sm90, &tiles_fwd_fp16_hdim64_general_sm90, "fp16_hdim64_general_sm90"},
     {DataType::FP16, 64, KernelVariant::kDecode, &run_fwd_fp16_hdim64_decode_sm90, &tiles_fwd_fp16_hdim64_decode_sm90, "fp16_hdim64_decode_sm90"},
+    {DataType::FP16, 64, KernelVariant::kDenseShort, &run_fwd_fp16_hdim64_dense_short_sm90, &tiles_fwd_fp16_hdim64_dense_short_sm90, "fp16_hdim64_dense_short_sm90"},
     {DataType::FP16, 80, KernelVariant::kDense, &run_fwd_fp16_hdim80_dense_sm90, &tiles_fwd_fp16_hdim80_dense_sm90, "fp16_hdim80_dense_sm90"},
     {DataType::FP16, 80, KernelVariant::kGeneral, &run_fwd_fp16_hdim80_general_sm90, &tiles_fwd_fp16_hdim80_general_sm90, "fp16_hdim80_general_sm90"},
     {DataType::FP16, 80, KernelVariant::kDecode, &run_fwd_fp16_hdim80_decode_sm90, &tiles_fwd_fp16_hdim80_decode_sm90, "fp16_hdim80_decode_sm90"},
@@ -89,6 +96,7 @@ const KernelEntry kKernelTable[] = {
     {DataType::BF16, 64, KernelVariant::kDense, &run_fwd_bf16_hdim64_dense_sm90, &tiles_fwd_bf16_hdim64_dense_sm90, "bf16_hdim64_dense_sm90"},
     {DataType::BF16, 64, KernelVariant::kGeneral, &run_fwd_bf16_hdim64_general_sm90, &tiles_fwd_bf16_hdim64_general_sm90, "bf16_hdim64_general_sm90"},
     {DataType::BF16, 64, KernelVariant::kDecode, &run_fwd_bf16_hdim64_decode_sm90, &tiles_fwd_bf16_hdim64_decode_sm90, "bf16_hdim64_decode_sm90"},
+    {DataType::BF16, 64, KernelVariant::kDenseShort, &run_fwd_bf16_hdim64_dense_short_sm90, &tiles_fwd_bf16_hdim64_dense_short_sm90, "bf16_hdim64_dense_short_sm90"},
     {DataType::BF16, 80, KernelVariant::kDense, &run_fwd_bf16_hdim80_dense_sm90, &tiles_fwd_bf16_hdim80_dense_sm90, "bf16_hdim80_dense_sm90"},
     {DataType::BF16, 80, KernelVariant::kGeneral, &run_fwd_bf16_hdim80_general_sm90, &tiles_fwd_bf16_hdim80_general_sm90, "bf16_hdim80_general_sm90"},
     {DataType::BF16, 80, KernelVariant::kDecode, &run_fwd_bf16_hdim80_decode_sm90, &tiles_fwd_bf16_hdim80_decode_sm90, "bf16_hdim80_decode_sm90"},
@@ -102,10 +110,11 @@ const KernelEntry kKernelTable[] = {
     {DataType::BF16, 256, KernelVariant::kDense, &run_fwd_bf16_hdim256_dense_sm90, &tiles_fwd_bf16_hdim256_dense_sm90, "bf16_hdim256_dense_sm90"},
     {DataType::BF16, 256, KernelVariant::kGeneral, &run_fwd_bf16_hdim256_general_sm90, &tiles_fwd_bf16_hdim256_general_sm90, "bf16_hdim256_general_sm90"},
     {DataType::FP8_E4M3, 64, KernelVariant::kDense, &run_fwd_fp8_hdim64_dense_sm90, &tiles_fwd_fp8_hdim64_dense_sm90, "fp8_hdim64_dense_sm90"},
+    {DataType::FP8_E4M3, 64, KernelVariant::kDenseShort, &run_fwd_fp8_hdim64_dense_short_sm90, &tiles_fwd_fp8_hdim64_dense_short_sm90, "fp8_hdim64_dense_short_sm90"},
     {DataType::FP8_E4M3, 128, KernelVariant::kDense, &run_fwd_fp8_hdim128_dense_sm90, &tiles_fwd_fp8_hdim128_dense_sm90, "fp8_hdim128_dense_sm90"},
     {DataType::FP8_E4M3, 256, KernelVariant::kDense, &run_fwd_fp8_hdim256_dense_sm90, &tiles_fwd_fp8_hdim256_dense_sm90, "fp8_hdim256_dense_sm90"},
 };
 
-const int kNumKernels = 33;
+const int kNumKernels = 36;
 
 }  // namespace flash::detail
