@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "api/fwd_args.h"
+#include "api/launch_plan.h"
 
 namespace flash::detail {
 namespace {
@@ -114,9 +115,9 @@ TEST(Generator, EveryKernelHasDenseAndGeneralVariants) {
   EXPECT_GT(decode_rows, 0) << "the decode variant has no kernel";
 }
 
-// A dense_short kernel is the dense kernel of its (dtype, head_dim) on shorter query tiles, with
-// the same key blocks: the API swaps one for the other on short causal calls only.
-TEST(Generator, DenseShortKernelsHaveShorterTilesThanTheirDenseKernel) {
+// A dense_short kernel is the dense kernel of its (dtype, head_dim) on smaller tiles (fewer query
+// rows or fewer keys per block, neither more), and the API takes it for some calls.
+TEST(Generator, DenseShortKernelsHaveSmallerTilesThanTheirDenseKernel) {
   int short_rows = 0;
   for (int i = 0; i < kNumKernels; ++i) {
     const KernelEntry& entry = kKernelTable[i];
@@ -128,8 +129,11 @@ TEST(Generator, DenseShortKernelsHaveShorterTilesThanTheirDenseKernel) {
       if (other.variant == KernelVariant::kDense && other.dtype == entry.dtype && other.head_dim == entry.head_dim) dense = &other;
     }
     ASSERT_NE(dense, nullptr) << entry.name << " has no dense kernel";
-    EXPECT_LT(entry.tiles().block_m, dense->tiles().block_m) << entry.name;
-    EXPECT_EQ(entry.tiles().block_n, dense->tiles().block_n) << entry.name;
+    EXPECT_LE(entry.tiles().block_m, dense->tiles().block_m) << entry.name;
+    EXPECT_LE(entry.tiles().block_n, dense->tiles().block_n) << entry.name;
+    EXPECT_LT(entry.tiles().block_m * entry.tiles().block_n, dense->tiles().block_m * dense->tiles().block_n)
+        << entry.name;
+    EXPECT_GT(dense_short_max_seqlen(entry, /*masked=*/true), 0) << entry.name << " is never chosen";
   }
   EXPECT_GT(short_rows, 0) << "the dense_short variant has no kernel";
 }

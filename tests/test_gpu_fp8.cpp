@@ -213,12 +213,14 @@ TEST_P(Fp8Gpu, MatchesReference) {
 
 // Every kernel width and the padded widths between them, masks, tails of every kind, q != k both
 // ways, MHA / GQA / MQA, descale per tensor and per (batch, KV head), both output types, and the
-// ramp that would saturate P with a larger max offset.
+// ramp that would saturate P with a larger max offset. Lengths on both sides of the dense_short
+// kernels' ranges (launch_plan.h), so that both kernels of d64 and d128 run.
 std::vector<Fp8Case> fp8_cases() {
   struct Lengths {
     int batch, seqlen_q, seqlen_k;
   };
-  const Lengths lengths[] = {{2, 1, 1}, {1, 17, 17}, {2, 113, 239}, {1, 239, 113}, {1, 1023, 1023}, {1, 128, 2049}};
+  const Lengths lengths[] = {{2, 1, 1}, {1, 17, 17}, {2, 113, 239}, {1, 239, 113}, {1, 1023, 1023}, {1, 128, 2049},
+                             {1, 2100, 2100}};
   const int heads[][2] = {{4, 4}, {8, 2}, {6, 1}};
   std::vector<Fp8Case> cases;
   int layout = 0;

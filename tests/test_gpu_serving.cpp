@@ -772,7 +772,7 @@ INSTANTIATE_TEST_SUITE_P(Serving, ServingComboGpu, ::testing::ValuesIn(combo_cas
 // Every kernel instance runs at least once: each head dim with a kernel of its own, through the
 // general variant (packed, softcap, window), the dense one (causal) and, where they exist, the
 // decode one (at most 64 query rows per tile) and the dense_short one (causal, at most
-// kDenseShortMaxSeqlen queries and keys; the dense case then takes longer keys). The general d256 plan once hung (a register plan
+// dense_short_max_seqlen queries and keys; the dense case then takes longer keys). The general d256 plan once hung (a register plan
 // larger than the CTA's pool) and no other test reached it.
 class EveryInstanceGpu : public ::testing::TestWithParam<Case> {};
 
@@ -803,7 +803,8 @@ std::vector<Case> every_instance_cases() {
         Case dense_short = dense;
         dense_short.tag = "dense_short";
         cases.push_back(dense_short);
-        dense.lens_k = {flash::detail::kDenseShortMaxSeqlen + 77, flash::detail::kDenseShortMaxSeqlen + 77};
+        const int longer = flash::detail::dense_short_max_seqlen(*short_kernel, /*masked=*/true) + 77;
+        dense.lens_k = {longer, longer};
       }
       cases.push_back(dense);
       // The decode variant where the kernel list has one of this width (find_kernel may return a

@@ -171,23 +171,48 @@ std::string variant_of(const FwdArgs& args) {
 TEST(ChooseKernel, ShortCausalD64RunsOnShorterTiles) {
   for (DataType dtype : {DataType::FP16, DataType::BF16, DataType::FP8_E4M3}) {
     const std::string prefix = dtype == DataType::FP16 ? "fp16" : dtype == DataType::BF16 ? "bf16" : "fp8";
-    for (int seqlen : {65, 512, 1000, kDenseShortMaxSeqlen}) {   // 64 rows or fewer: decode (16-bit)
+    for (int seqlen : {65, 512, 1000, 1024}) {   // 64 rows or fewer: decode (16-bit)
       EXPECT_EQ(variant_of(paper_args(dtype, 64, seqlen, true)), prefix + "_hdim64_dense_short_sm90") << seqlen;
     }
     EXPECT_EQ(variant_of(paper_args(dtype, 64, 1100, true)), prefix + "_hdim64_dense_sm90");
     EXPECT_EQ(variant_of(paper_args(dtype, 64, 512, false)), prefix + "_hdim64_dense_sm90");
     FwdArgs long_keys = paper_args(dtype, 64, 512, true);
-    long_keys.seqlen_k = kDenseShortMaxSeqlen + 1;   // most rows see every key: the taller tiles win
+    long_keys.seqlen_k = 1025;   // most rows see every key: the taller tiles win
     EXPECT_EQ(variant_of(long_keys), prefix + "_hdim64_dense_sm90");
     FwdArgs window = paper_args(dtype, 64, 512, false);
     window.window_right = 100;   // a right window masks the diagonal as causal does
     EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_short_sm90");
     window.window_right = 512;   // past every row's last key: nothing is masked
     EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_sm90");
-    // Head dims without a shorter plan keep their dense kernel.
-    EXPECT_EQ(variant_of(paper_args(dtype, 128, 512, true)), prefix + "_hdim128_dense_sm90");
+    // Head dims without a smaller plan keep their dense kernel.
+    EXPECT_EQ(variant_of(paper_args(dtype, 256, 512, true)), prefix + "_hdim256_dense_sm90");
+  }
+  for (DataType dtype : {DataType::FP16, DataType::BF16}) {
+    EXPECT_EQ(variant_of(paper_args(dtype, 128, 512, true)), std::string(dtype == DataType::FP16 ? "fp16" : "bf16") +
+                                                                  "_hdim128_dense_sm90");
   }
   EXPECT_EQ(variant_of(paper_args(DataType::BF16, 48, 512, true)), "bf16_hdim64_dense_short_sm90");
+}
+
+TEST(ChooseKernel, ShortFp8D128RunsOnSmallerKeyBlocks) {
+  for (bool causal : {false, true}) {
+    for (int seqlen : {512, 1024, 2048}) {
+      EXPECT_EQ(variant_of(paper_args(DataType::FP8_E4M3, 128, seqlen, causal)), "fp8_hdim128_dense_short_sm90")
+          << seqlen << (causal ? " causal" : "");
+    }
+    EXPECT_EQ(variant_of(paper_args(DataType::FP8_E4M3, 128, 4096, causal)), "fp8_hdim128_dense_sm90");
+    FwdArgs long_keys = paper_args(DataType::FP8_E4M3, 128, 512, causal);
+    long_keys.seqlen_k = 2049;
+    EXPECT_EQ(variant_of(long_keys), "fp8_hdim128_dense_sm90");
+  }
+}
+
+TEST(ChooseKernel, OnlyDenseShortKernelsHaveARange) {
+  for (int i = 0; i < kNumKernels; ++i) {
+    if (kKernelTable[i].variant == KernelVariant::kDenseShort) continue;
+    EXPECT_EQ(dense_short_max_seqlen(kKernelTable[i], true), 0) << kKernelTable[i].name;
+    EXPECT_EQ(dense_short_max_seqlen(kKernelTable[i], false), 0) << kKernelTable[i].name;
+  }
 }
 
 TEST(ChooseKernel, GeneralFeaturesAndDecodeTakePrecedence) {

@@ -18,13 +18,14 @@ import sys
 #   decode   the general features on 64-row query tiles, for calls whose tiles hold at most 64
 #            query rows: decode steps (the language models' head dims 64, 128) and the vision
 #            encoder's packed windows of <= 64 tokens (head dim 80)
-#   dense_short  the dense kernel on 128-row query tiles where the dense plan's are taller (d64:
-#            192), for short causal calls (choose_kernel in src/api/launch_plan.cpp)
+#   dense_short  the dense kernel on smaller tiles (d64: 128 rows, not 192; FP8 d128: 128 keys per
+#            block, not 224) for short calls (choose_kernel in src/api/launch_plan.cpp)
 # Every 16-bit (dtype, head_dim) has dense and general; decode and dense_short exist where listed.
 # FP8 (e4m3 inputs, 16-bit output) has the dense variants at the head dims FP8 users run.
 DECODE_HEAD_DIMS = (64, 80, 128)
 DENSE_SHORT_HEAD_DIMS = (64,)
 FP8_HEAD_DIMS = (64, 128, 256)
+FP8_DENSE_SHORT_HEAD_DIMS = (64, 128)
 KERNELS = [
     (dtype, head_dim, variant)
     for dtype in ("fp16", "bf16")
@@ -36,7 +37,7 @@ KERNELS = [
     ("fp8", head_dim, variant)
     for head_dim in FP8_HEAD_DIMS
     for variant in ("dense", "dense_short")
-    if variant != "dense_short" or head_dim in DENSE_SHORT_HEAD_DIMS
+    if variant != "dense_short" or head_dim in FP8_DENSE_SHORT_HEAD_DIMS
 ]
 
 VARIANTS = {

@@ -95,8 +95,8 @@ using FwdLauncher = Status (*)(const FwdArgs& args, cudaStream_t stream);
 //             split keys
 //   kDecode   the general features on 64-row query tiles (one consumer warpgroup, a deeper K/V
 //             pipeline): calls whose tiles hold at most 64 query rows (decode); some head dims only
-//   kDenseShort  the dense kernel on 128-row query tiles where the dense plan's are taller (d64:
-//             192): short causal calls (choose_kernel, launch_plan.h); some head dims only
+//   kDenseShort  the dense kernel on smaller tiles (d64: 128 query rows, not 192; FP8 d128: 128
+//             keys per block, not 224): short calls (choose_kernel, launch_plan.h); some head dims only
 enum class KernelVariant : int {
   kDense = 0,
   kGeneral = 1,

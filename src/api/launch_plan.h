@@ -40,16 +40,17 @@ int split_heuristic(int64_t tiles, int n_blocks, int num_sms, int max_splits);
 //   workspace (workspace_given), by split_heuristic; else 1.
 Status plan_launch(const FwdArgs& args, KernelTiles tiles, bool workspace_given, LaunchPlan* plan);
 
-// The longest causal call (queries and keys) that runs on a dense_short kernel where the head dim
-// has one: past it the dense plan's taller tiles are faster (src/sm90/traits.cuh).
-constexpr int kDenseShortMaxSeqlen = 1024;
+// The longest call (queries and keys) that runs on the dense_short kernel `kernel` with a mask
+// (causal: a right window that masks) or without; 0 where none does. Past it the dense plan's
+// larger tiles are faster (measured: src/sm90/traits.cuh).
+int dense_short_max_seqlen(const KernelEntry& kernel, bool masked);
 
 // The kernel of planned arguments (pack_gqa and num_splits set), from the kernel table:
 //   decode       where every tile holds at most its 64 query rows, and it is as wide as the
 //                general kernel (no more padding);
 //   general      where a feature needs it (needs_general_kernel);
-//   dense_short  dense calls with a right window that masks (causal) and at most
-//                kDenseShortMaxSeqlen queries and keys, where the head dim has one;
+//   dense_short  dense calls of at most dense_short_max_seqlen queries and keys, where the
+//                head dim has one;
 //   dense        the rest.
 const KernelEntry* choose_kernel(const FwdArgs& args);
 

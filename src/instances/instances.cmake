@@ -35,6 +35,7 @@ set(FLASH_KERNEL_SOURCES
   src/instances/fwd_fp8_hdim64_dense_sm90.cu
   src/instances/fwd_fp8_hdim64_dense_short_sm90.cu
   src/instances/fwd_fp8_hdim128_dense_sm90.cu
+  src/instances/fwd_fp8_hdim128_dense_short_sm90.cu
   src/instances/fwd_fp8_hdim256_dense_sm90.cu
   src/instances/kernel_table.cpp
 )

@@ -73,6 +73,8 @@ Status run_fwd_fp8_hdim64_dense_short_sm90(const FwdArgs& args, cudaStream_t str
 KernelTiles tiles_fwd_fp8_hdim64_dense_short_sm90();
 Status run_fwd_fp8_hdim128_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp8_hdim128_dense_sm90();
+Status run_fwd_fp8_hdim128_dense_short_sm90(const FwdArgs& args, cudaStream_t stream);
+KernelTiles tiles_fwd_fp8_hdim128_dense_short_sm90();
 Status run_fwd_fp8_hdim256_dense_sm90(const FwdArgs& args, cudaStream_t stream);
 KernelTiles tiles_fwd_fp8_hdim256_dense_sm90();
 
@@ -112,9 +114,10 @@ const KernelEntry kKernelTable[] = {
     {DataType::FP8_E4M3, 64, KernelVariant::kDense, &run_fwd_fp8_hdim64_dense_sm90, &tiles_fwd_fp8_hdim64_dense_sm90, "fp8_hdim64_dense_sm90"},
     {DataType::FP8_E4M3, 64, KernelVariant::kDenseShort, &run_fwd_fp8_hdim64_dense_short_sm90, &tiles_fwd_fp8_hdim64_dense_short_sm90, "fp8_hdim64_dense_short_sm90"},
     {DataType::FP8_E4M3, 128, KernelVariant::kDense, &run_fwd_fp8_hdim128_dense_sm90, &tiles_fwd_fp8_hdim128_dense_sm90, "fp8_hdim128_dense_sm90"},
+    {DataType::FP8_E4M3, 128, KernelVariant::kDenseShort, &run_fwd_fp8_hdim128_dense_short_sm90, &tiles_fwd_fp8_hdim128_dense_short_sm90, "fp8_hdim128_dense_short_sm90"},
     {DataType::FP8_E4M3, 256, KernelVariant::kDense, &run_fwd_fp8_hdim256_dense_sm90, &tiles_fwd_fp8_hdim256_dense_sm90, "fp8_hdim256_dense_sm90"},
 };
 
-const int kNumKernels = 36;
+const int kNumKernels = 37;
 
 }  // namespace flash::detail
