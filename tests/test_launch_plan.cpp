@@ -182,7 +182,9 @@ TEST(ChooseKernel, ShortCausalD64RunsOnShorterTiles) {
     FwdArgs window = paper_args(dtype, 64, 512, false);
     window.window_right = 100;   // a right window masks the diagonal as causal does
     EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_short_sm90");
-    window.window_right = 512;   // past every row's last key: nothing is masked
+    window.window_right = 510;   // row 0 sees keys 0..510 of 512: still masked
+    EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_short_sm90");
+    window.window_right = 511;   // every row reaches the last key: nothing is masked
     EXPECT_EQ(variant_of(window), prefix + "_hdim64_dense_sm90");
     // Head dims without a smaller plan keep their dense kernel.
     EXPECT_EQ(variant_of(paper_args(dtype, 256, 512, true)), prefix + "_hdim256_dense_sm90");
@@ -223,8 +225,11 @@ TEST(ChooseKernel, GeneralFeaturesAndDecodeTakePrecedence) {
   FwdArgs decode = paper_args(DataType::BF16, 64, 512, true);
   decode.seqlen_q = 1;
   EXPECT_EQ(variant_of(decode), "bf16_hdim64_decode_sm90");
-  // FP8 has no decode kernel: one query row runs on the dense kernels.
+  // FP8 has no decode kernel: one query row runs on the dense kernels; causal masks none of its
+  // keys (it is the last row), so the taller tiles' kernel.
   decode.dtype = DataType::FP8_E4M3;
+  EXPECT_EQ(variant_of(decode), "fp8_hdim64_dense_sm90");
+  decode.seqlen_q = 100;   // 99 rows see fewer keys
   EXPECT_EQ(variant_of(decode), "fp8_hdim64_dense_short_sm90");
   EXPECT_EQ(variant_of(paper_args(DataType::BF16, 256, 512, true)), "bf16_hdim256_dense_sm90");
 }

@@ -106,8 +106,9 @@ const KernelEntry* choose_kernel(const FwdArgs& args) {
   }
   const KernelEntry* dense_short = find_kernel(args.dtype, args.head_dim, KernelVariant::kDenseShort);
   if (dense_short == nullptr || dense_short->head_dim != dense->head_dim) return dense;
-  // A right window of seqlen_q or more keys past the diagonal masks nothing: a non-causal call.
-  const bool masked = args.window_right >= 0 && args.window_right < args.seqlen_q;
+  // A right window that reaches the last key from the first row (seqlen_q - 1 keys past the
+  // bottom-right diagonal or more) masks nothing: a non-causal call.
+  const bool masked = args.window_right >= 0 && args.window_right < args.seqlen_q - 1;
   const int max_seqlen = dense_short_max_seqlen(*dense_short, masked);
   return args.seqlen_q <= max_seqlen && args.seqlen_k <= max_seqlen ? dense_short : dense;
 }
