@@ -269,7 +269,8 @@ TEST(Fp8GpuSaturation, LargestProbabilityIsExact) {
   expect_saturation_case(c, run_fp8(c, 99), kMaxRelL2Fp8);
 }
 
-// A shallow ramp (6 log2 units over 1024 keys, below 1.4 per block of up to 224 keys): every block
+// A shallow ramp (6 log2 units over 1024 keys, below 1.4 per block of up to 224 keys; these
+// 1024-key calls run on the dense_short kernel at d128, 128 keys per block): every block
 // raises the running max by a little, so P reaches 2^offset in each. A max offset, or a running max
 // that lagged a block's, that let P pass 448 would clip it and miss the bound.
 TEST(Fp8GpuSaturation, ShallowRampStaysBelowTheLargestE4m3) {

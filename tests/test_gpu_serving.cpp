@@ -797,6 +797,7 @@ std::vector<Case> every_instance_cases() {
       dense.causal = true;
       dense.lens_q = {333, 333};
       dense.lens_k = {517, 517};
+      const Case dense_517 = dense;
       const flash::detail::KernelEntry* short_kernel =
           flash::detail::find_kernel(dtype, head_dim, flash::detail::KernelVariant::kDenseShort);
       if (short_kernel != nullptr && short_kernel->head_dim == head_dim) {
@@ -812,7 +813,7 @@ std::vector<Case> every_instance_cases() {
       const flash::detail::KernelEntry* decode_kernel =
           flash::detail::find_kernel(dtype, head_dim, flash::detail::KernelVariant::kDecode);
       if (decode_kernel != nullptr && decode_kernel->head_dim == head_dim) {
-        Case decode = dense;
+        Case decode = dense_517;
         decode.tag = "decode";
         decode.lens_q = {3, 3};
         cases.push_back(decode);

@@ -177,7 +177,7 @@ TEST(ChooseKernel, ShortCausalD64RunsOnShorterTiles) {
     EXPECT_EQ(variant_of(paper_args(dtype, 64, 1100, true)), prefix + "_hdim64_dense_sm90");
     EXPECT_EQ(variant_of(paper_args(dtype, 64, 512, false)), prefix + "_hdim64_dense_sm90");
     FwdArgs long_keys = paper_args(dtype, 64, 512, true);
-    long_keys.seqlen_k = 1025;   // most rows see every key: the taller tiles win
+    long_keys.seqlen_k = 1025;   // every row sees 514 keys or more: the taller tiles win
     EXPECT_EQ(variant_of(long_keys), prefix + "_hdim64_dense_sm90");
     FwdArgs window = paper_args(dtype, 64, 512, false);
     window.window_right = 100;   // a right window masks the diagonal as causal does

@@ -256,14 +256,17 @@ stage_sanitize() {
   # Dense instances: odd lengths cross tile tails, seqlen_q != seqlen_k exercises the bottom-right
   # causal offset, GQA heads the KV-head indexing, --lse the LSE store; the shape has more tiles
   # than SMs (each persistent CTA runs several) and, causal with seqlen_q > seqlen_k, tiles whose
-  # rows see no key.
+  # rows see no key. 2100 queries: past every dense_short kernel's range (FP8 d128: 2048), so that
+  # the dense kernel runs.
   # General instances: packed variable lengths (an empty query entry, an empty key entry, 1-token
   # and multi-tile entries) with softcap, seqused_k and causal, then with a two-sided window.
-  local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 1100 --seqlen-k 700"
-  # dense_short instances serve causal calls of at most 1024 queries and keys (launch_plan.h): the
-  # same checks on shorter lengths, with rows that see no key, then more keys than queries.
-  local short_runs=("--batch 2 --heads 8 --heads-k 2 --seqlen-q 1000 --seqlen-k 700 --causal"
-                    "--batch 3 --heads 8 --heads-k 2 --seqlen-q 333 --seqlen-k 1024 --causal")
+  local dense_shape="--batch 2 --heads 8 --heads-k 2 --seqlen-q 2100 --seqlen-k 700"
+  # dense_short instances serve short calls (dense_short_max_seqlen in launch_plan.h: d64 causal up
+  # to 1024 queries and keys, FP8 d128 up to 2048): the same checks on shorter lengths, with rows
+  # that see no key, then more keys than queries. --num-splits 1: the CLI passes a workspace, and a
+  # split call would run on the general kernel.
+  local short_runs=("--batch 2 --heads 8 --heads-k 2 --seqlen-q 1000 --seqlen-k 700 --causal --num-splits 1"
+                    "--batch 3 --heads 8 --heads-k 2 --seqlen-q 333 --seqlen-k 1024 --causal --num-splits 1")
   local packed="--heads 4 --heads-k 2 --varlen-q-lens 1,300,0,129,700 --varlen-k-lens 5,700,17,0,333"
   # Decode: GQA packing, split keys (the combine kernel) and paged caches (pages of 48 keys, not
   # whole key blocks, and of 256), partly used. At head dims with a decode kernel these 12-row

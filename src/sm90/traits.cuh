@@ -14,7 +14,7 @@ namespace flash::sm90 {
 
 using namespace cute;
 
-// dense, general or decode (detail::KernelVariant says what each serves).
+// dense, general, decode or dense_short (detail::KernelVariant says what each serves).
 using Variant = detail::KernelVariant;
 
 struct TilePlan {
@@ -63,9 +63,13 @@ constexpr TilePlan base_tile_plan(int head_dim, Variant variant, bool fp8) {
   // d256: 128 x 64, two stages: Q 32 KB + K, V, V^T 2 x 16 KB + O 64 KB = 192 KB; 128 keys would
   // need 96 KB more.
   // dense_short (d64, causal calls of at most 1024 queries and keys: choose_kernel): 128 x 128,
-  // two consumer warpgroups. A causal 512-token sequence on 192-row tiles (rows padded to 576, each
-  // diagonal across two key blocks) computes 1.68x its visible score pairs, on 128-row tiles 1.25x
-  // (1k: 1.50x and 1.12x). Measured (H100, FA3-paper grid, two A B runs against the 192-row plan,
+  // two consumer warpgroups. Where a tile's warpgroups share its key range (FP8), a causal 512-token
+  // sequence on 192-row tiles (rows padded to 576, each diagonal across two key blocks) computes
+  // 1.68x its visible score pairs, on 128-row tiles 1.25x (1k: 1.50x and 1.12x). The 16-bit kernel's
+  // per-warpgroup ranges (kWarpGroupRanges) compute 1.25x on either tile; there the 192-row tile's
+  // warpgroups run unequal block counts (1, 1 and 2 in the first tile at 512) between barriers they
+  // share, and the last tile's third warpgroup has no rows (a cause read from the schedule, not
+  // profiled). Measured (H100, FA3-paper grid, two A B runs against the 192-row plan,
   // 2026-12-07): causal 512 +11-13% (16-bit) and +10% (FP8), 1k +9% and +5.5%; causal 2k -8% and
   // -13%, longer and non-causal calls 0.66-0.95 (non-causal 512: 0.99 at 16 bits, 0.91 FP8), where
   // the third softmax overlapping the GEMMs is worth more than the padding.
