@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -263,20 +264,24 @@ void expect_saturation_case(const Fp8Case& c, const Fp8Result& r, double max_rel
 // keys, ~7.5 per 128-key block): every block raises the running max by far more than one log2
 // unit, so a kernel that quantised P against the previous block's max, or with a max offset above
 // log2(448), would clip P at 448 (satfinite) and miss the bound by far.
+// At d128 1024 keys run on the dense_short kernel (128-key blocks) and 2240 on the dense one (224-key
+// blocks), with the ramp scaled to the same slope per key.
 TEST(Fp8GpuSaturation, LargestProbabilityIsExact) {
   SKIP_WITHOUT_SM90();
-  const Fp8Case c{128, false, 1, 2, 2, 64, 1024, Descale::kNone, DataType::AUTO, 60.0};
-  expect_saturation_case(c, run_fp8(c, 99), kMaxRelL2Fp8);
+  for (int keys : {1024, 2240}) {
+    const Fp8Case c{128, false, 1, 2, 2, 64, keys, Descale::kNone, DataType::AUTO, 60.0 * keys / 1024};
+    expect_saturation_case(c, run_fp8(c, 99), kMaxRelL2Fp8);
+  }
 }
 
-// A shallow ramp (6 log2 units over 1024 keys, below 1.4 per block of up to 224 keys; these
-// 1024-key calls run on the dense_short kernel at d128, 128 keys per block): every block
+// A shallow ramp (6 log2 units per 1024 keys, below 1.4 per block of up to 224 keys): every block
 // raises the running max by a little, so P reaches 2^offset in each. A max offset, or a running max
-// that lagged a block's, that let P pass 448 would clip it and miss the bound.
+// that lagged a block's, that let P pass 448 would clip it and miss the bound. At d128 1024 keys
+// run on the dense_short kernel (128 keys per block), 2240 on the dense one (224).
 TEST(Fp8GpuSaturation, ShallowRampStaysBelowTheLargestE4m3) {
   SKIP_WITHOUT_SM90();
-  for (int d : {64, 128, 256}) {
-    const Fp8Case c{d, false, 1, 2, 2, 64, 1024, Descale::kNone, DataType::AUTO, 6.0};
+  for (auto [d, keys] : {std::pair{64, 1024}, std::pair{128, 1024}, std::pair{128, 2240}, std::pair{256, 1024}}) {
+    const Fp8Case c{d, false, 1, 2, 2, 64, keys, Descale::kNone, DataType::AUTO, 6.0 * keys / 1024};
     expect_saturation_case(c, run_fp8(c, 101), kMaxRelL2Fp8);
   }
 }
@@ -289,8 +294,8 @@ TEST(Fp8GpuSaturation, ShallowRampStaysBelowTheLargestE4m3) {
 TEST(Fp8GpuSaturation, LargestProbabilityOfEveryBlockIsExact) {
   SKIP_WITHOUT_SM90();
   constexpr double kMaxRelL2 = 3e-3;
-  for (int d : {64, 128, 256}) {
-    Fp8Case c{d, false, 1, 2, 2, 64, 1024};
+  for (auto [d, keys] : {std::pair{64, 1024}, std::pair{128, 1024}, std::pair{128, 2240}, std::pair{256, 1024}}) {
+    Fp8Case c{d, false, 1, 2, 2, 64, keys};
     c.two_keys = true;
     expect_saturation_case(c, run_fp8(c, 103), kMaxRelL2);
   }
