@@ -13,7 +13,8 @@
 #             python/tests with CuPy, FLASH_EXEC=build-dev/apps/flash_attention_exec (the CLI
 #             .npy round trip, bit for bit); appended to ctest.log, so run it after test
 #   sanitize  compute-sanitizer on every kernel instance                            -> sanitizer.log
-#   bench     flash_bench --grid all                                        -> bench.json, bench.log
+#   bench     flash_bench --grid all, with the GPU's clock and power per point (tools/bench_clocks.py)
+#                                                                           -> bench.json, bench.log
 #   peers     bench/compare_peers.py (cuDNN, FA2 via PyTorch)    -> peers.json, peers.png, bench.log
 #   baseline  the bench stage's run with FLASH_BASELINE_BENCH, another commit's flash_bench (carried),
 #             for a comparison on the same machine in the same call    -> baseline.json, baseline.log
@@ -325,14 +326,41 @@ stage_sanitize() {
 }
 
 # run_bench NAME EXE: EXE --grid all FLASH_BENCH_ARGS -> NAME.json, NAME.log; reported as stage NAME.
+# Every log line is prefixed with the Unix time it was printed at (the bench's stdout line-buffered),
+# and nvidia-smi samples the SM clock, power and clock event reasons every 20 ms meanwhile (into the
+# build folder: $OUT holds 8 files); tools/bench_clocks.py then adds each point's clock and power
+# to NAME.json and its table to NAME.log, so that a slow point can be told from a slow clock.
 run_bench() {
   local name="$1" exe="$2"
   local extra=()
   read -r -a extra <<< "${FLASH_BENCH_ARGS:-}"
-  "$exe" --grid all --json "$OUT/$name.json" "${extra[@]}" > "$OUT/$name.log" 2>&1
-  local rc=$?
+  local clocks="$build_dir/clocks_$name.csv" smi="" reasons=""
+  for reasons in clocks_event_reasons.active clocks_throttle_reasons.active ""; do
+    [ -n "$reasons" ] && nvidia-smi --query-gpu="$reasons" --format=csv,noheader > /dev/null 2>&1 && break
+  done
+  if [ -n "$reasons" ]; then
+    nvidia-smi --query-gpu="timestamp,clocks.sm,power.draw,$reasons" --format=csv,noheader,nounits -lms 20 \
+      > "$clocks" 2>/dev/null &
+    smi=$!
+  fi
+  local line_buffered=()
+  command -v stdbuf > /dev/null && line_buffered=(stdbuf -oL)
+  "${line_buffered[@]}" "$exe" --grid all --json "$OUT/$name.json" "${extra[@]}" 2>&1 |
+    while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
   local detail
-  detail=$(tail -n 1 "$OUT/$name.log" 2>/dev/null)
+  detail=$(tail -n 1 "$OUT/$name.log" 2>/dev/null | cut -d ' ' -f 2-)
+  if [ -n "$smi" ]; then
+    kill "$smi" 2> /dev/null
+    wait "$smi" 2> /dev/null
+    if [ -f "$OUT/$name.json" ]; then
+      python3 tools/bench_clocks.py --json "$OUT/$name.json" --log "$OUT/$name.log" --clocks "$clocks" \
+        > "$build_dir/clocks_$name.txt" 2>&1
+      cat "$build_dir/clocks_$name.txt" >> "$OUT/$name.log"
+    fi
+  else
+    echo "no clock samples: nvidia-smi has neither clocks_event_reasons nor clocks_throttle_reasons" >> "$OUT/$name.log"
+  fi
   if [ "$rc" -eq 0 ]; then report "$name" PASS "$detail"; else report "$name" FAIL "exit $rc; $detail; see $name.log"; fi
 }
 
