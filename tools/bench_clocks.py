@@ -52,7 +52,8 @@ def parse_log(lines, grids):
 
 
 def parse_clocks(lines):
-    """(time, sm_mhz, power_w, reasons) per sample; lines that do not parse are skipped."""
+    """(time, sm_mhz, power_w or None, reasons) per sample; lines whose time, clock or reasons do
+    not parse are skipped (a GPU may report its power as "[N/A]")."""
     samples = []
     for line in lines:
         parts = [p.strip() for p in line.split(",")]
@@ -60,9 +61,14 @@ def parse_clocks(lines):
             continue
         try:
             t = datetime.datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
-            samples.append((t, float(parts[1]), float(parts[2]), int(parts[3], 16)))
+            sample = (t, float(parts[1]), int(parts[3], 16))
         except ValueError:
             continue
+        try:
+            power = float(parts[2])
+        except ValueError:
+            power = None
+        samples.append((sample[0], sample[1], power, sample[2]))
     return samples
 
 
@@ -83,7 +89,8 @@ def annotate(points, header_time, point_lines, samples):
                 clocks = [s[1] for s in inside]
                 point["sm_clock_mhz"] = statistics.median(clocks)
                 point["sm_clock_min_mhz"] = min(clocks)
-                point["power_w"] = statistics.median(s[2] for s in inside)
+                powers = [s[2] for s in inside if s[2] is not None]
+                point["power_w"] = statistics.median(powers) if powers else None
                 point["power_capped_share"] = sum(1 for s in inside if s[3] & POWER_REASON_BITS) / len(inside)
                 point["clock_samples"] = len(inside)
                 annotated += 1
@@ -99,7 +106,8 @@ def print_table(points):
             continue
         print(f"{p['grid']:<8} {p['dtype']:<5} {p['head_dim']:>4} {str(p['causal']).lower():<6} {p['batch']:>5} "
               f"{p['seqlen_q']:>6} {p.get('tflops') or 0:>8.1f} {p['sm_clock_mhz']:>7.0f} {p['sm_clock_min_mhz']:>5.0f} "
-              f"{p['power_w']:>5.0f} {p['power_capped_share']:>6.2f} {p['clock_samples']:>4}")
+              f"{p['power_w'] if p['power_w'] is not None else float('nan'):>5.0f} {p['power_capped_share']:>6.2f} "
+              f"{p['clock_samples']:>4}")
 
 
 def self_test():
@@ -115,7 +123,7 @@ def self_test():
            f"{stamp(1.0)} " + row.format(b=2, s=8192), f"{stamp(2.0)} " + row.format(b=1, s=16384),
            f"{stamp(2.1)} flash_bench: 2 points, all passed"]
     clocks = [sample(0.5, 1980, 690.5, "0x0000000000000000"), sample(0.9, 1970, 695.0, "0x0000000000000000"),
-              sample(1.5, 1755, 700.1, "0x0000000000000004"), sample(1.9, 1800, 699.0, "0x0000000000000000"),
+              sample(1.5, 1755, 700.1, "0x0000000000000004"), sample(1.9, 1800, "[N/A]", "0x0000000000000000"),
               "not a sample"]
     def fresh_points():
         return [{"grid": "fa3paper", "dtype": "bf16", "batch": 2, "heads": 16, "heads_k": 16, "seqlen_q": 8192,
@@ -129,6 +137,7 @@ def self_test():
         ("both annotated", annotate(points, header_time, point_lines, parse_clocks(clocks)) == 2),
         ("first point's clock", points[0]["sm_clock_mhz"] == 1975 and points[0]["power_capped_share"] == 0.0),
         ("second point's clock", points[1]["sm_clock_min_mhz"] == 1755 and points[1]["power_capped_share"] == 0.5),
+        ("power without the sample that has none", points[1]["power_w"] == 700.1),
         ("samples per window", points[0]["clock_samples"] == 2 and points[1]["clock_samples"] == 2),
     ]
     mismatched = fresh_points()
