@@ -274,10 +274,10 @@ TEST(Fp8GpuSaturation, LargestProbabilityIsExact) {
   }
 }
 
-// A shallow ramp (6 log2 units per 1024 keys, below 1.4 per block of up to 224 keys): every block
-// raises the running max by a little, so P reaches 2^offset in each. A max offset, or a running max
-// that lagged a block's, that let P pass 448 would clip it and miss the bound. At d128 1024 keys
-// run on the dense_short kernel (128 keys per block), 2240 on the dense one (224).
+// A shallow ramp (6 log2 units per 1024 keys: 0.75 per 128-key block, 0.8-1.6 per 224-key block
+// once the keys are rounded to e4m3): every block raises the running max by a little, so P
+// reaches 2^offset in each. A max offset that let P pass 448 would clip it and miss the bound.
+// At d128 1024 keys run on the dense_short kernel (128 keys per block), 2240 on the dense one (224).
 TEST(Fp8GpuSaturation, ShallowRampStaysBelowTheLargestE4m3) {
   SKIP_WITHOUT_SM90();
   for (auto [d, keys] : {std::pair{64, 1024}, std::pair{128, 1024}, std::pair{128, 2240}, std::pair{256, 1024}}) {

@@ -334,19 +334,31 @@ run_bench() {
   local name="$1" exe="$2"
   local extra=()
   read -r -a extra <<< "${FLASH_BENCH_ARGS:-}"
-  local clocks="$build_dir/clocks_$name.csv" smi="" reasons=""
-  for reasons in clocks_event_reasons.active clocks_throttle_reasons.active ""; do
-    [ -n "$reasons" ] && nvidia-smi --query-gpu="$reasons" --format=csv,noheader > /dev/null 2>&1 && break
-  done
-  if [ -n "$reasons" ]; then
-    nvidia-smi --query-gpu="timestamp,clocks.sm,power.draw,$reasons" --format=csv,noheader,nounits -lms 20 \
-      > "$clocks" 2>/dev/null &
-    smi=$!
+  local clocks="$build_dir/clocks_$name.csv" smi="" reasons="" power=power.draw no_samples=""
+  # The bench's GPU: CUDA device 0 in PCI order (the bench runs with that order), which is
+  # nvidia-smi's index 0, or the first of CUDA_VISIBLE_DEVICES (an index, UUID or bus id).
+  local gpu="${CUDA_VISIBLE_DEVICES:-0}"
+  gpu="${gpu%%,*}"
+  if ! command -v nvidia-smi > /dev/null; then
+    no_samples="nvidia-smi is not on PATH"
+  else
+    for reasons in clocks_event_reasons.active clocks_throttle_reasons.active ""; do
+      [ -n "$reasons" ] && nvidia-smi -i "$gpu" --query-gpu="$reasons" --format=csv,noheader > /dev/null 2>&1 && break
+    done
+    # power.draw is a one-second average on recent GPUs; the instant reading where there is one.
+    nvidia-smi -i "$gpu" --query-gpu=power.draw.instant --format=csv,noheader > /dev/null 2>&1 && power=power.draw.instant
+    if [ -z "$reasons" ]; then
+      no_samples="nvidia-smi has neither clocks_event_reasons nor clocks_throttle_reasons"
+    else
+      nvidia-smi -i "$gpu" --query-gpu="timestamp,clocks.sm,$power,$reasons" --format=csv,noheader,nounits -lms 20 \
+        > "$clocks" 2>/dev/null &
+      smi=$!
+    fi
   fi
   local line_buffered=()
   command -v stdbuf > /dev/null && line_buffered=(stdbuf -oL)
-  "${line_buffered[@]}" "$exe" --grid all --json "$OUT/$name.json" "${extra[@]}" 2>&1 |
-    while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > "$OUT/$name.log"
+  CUDA_DEVICE_ORDER=PCI_BUS_ID "${line_buffered[@]}" "$exe" --grid all --json "$OUT/$name.json" "${extra[@]}" 2>&1 |
+    while IFS= read -r line || [ -n "$line" ]; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > "$OUT/$name.log"
   local rc=${PIPESTATUS[0]}
   local detail
   detail=$(tail -n 1 "$OUT/$name.log" 2>/dev/null | cut -d ' ' -f 2-)
@@ -359,7 +371,7 @@ run_bench() {
       cat "$build_dir/clocks_$name.txt" >> "$OUT/$name.log"
     fi
   else
-    echo "no clock samples: nvidia-smi has neither clocks_event_reasons nor clocks_throttle_reasons" >> "$OUT/$name.log"
+    echo "no clock samples: $no_samples" >> "$OUT/$name.log"
   fi
   if [ "$rc" -eq 0 ]; then report "$name" PASS "$detail"; else report "$name" FAIL "exit $rc; $detail; see $name.log"; fi
 }
